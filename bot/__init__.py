@@ -1,0 +1,1 @@
+"""The running bot: configuration, engine, conversation state and the CLI."""

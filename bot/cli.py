@@ -1,0 +1,218 @@
+"""``councilbot``: a thin command line over the library.
+
+Every command has help text with an example (``councilbot COMMAND --help``).
+Problems with input are reported as one clear line and exit status 1 or 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from bot import config as config_module
+from bot.config import Config, ConfigError
+from bot.messages import IncomingMessage, Outcome
+from bot.store import StoreError
+from bot.wiring import SetupError, compile_knowledge, content_folder, make_engine
+from knowledge import content, exchange
+from knowledge.base import KnowledgeBaseError
+from knowledge.check import check
+
+EXAMPLES = {
+    "chat": "councilbot chat            # talk to the bot in this terminal",
+    "ask": 'councilbot ask "when is my bin day"\n  printf "hi\\nmissed bin\\n" | councilbot ask --json',
+    "kb build": "councilbot kb build --spec ../shared/kb-spec/intents.toml",
+    "kb check": "councilbot kb check --spec ../shared/kb-spec/intents.toml",
+    "kb export": "councilbot kb export --format csv > faqs.csv",
+    "kb import": "councilbot kb import faqs.csv",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="councilbot",
+        description="A chat bot for conversations between a council and the people it serves.",
+        epilog="Example: councilbot chat",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="configuration file (default: $COUNCILBOT_CONFIG, else ./config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group: argparse._SubParsersAction, name: str, key: str, help_text: str) -> argparse.ArgumentParser:
+        return group.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"Example:\n  {EXAMPLES[key]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    chat = command(commands, "chat", "chat", "Talk to the bot in this terminal (local state, no network).")
+    chat.add_argument("--user", default="", help="who you are in the conversation (default: your login name)")
+
+    ask = command(commands, "ask", "ask", "Preview the bot's answer without keeping any state.")
+    ask.add_argument("text", nargs="?", help="the message; without it, one message per line is read from stdin")
+    ask.add_argument("--json", action="store_true", help="print a JSON object per message")
+
+    kb = commands.add_parser("kb", help="Build, check, export and import the knowledge base.")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True, metavar="KB_COMMAND")
+    for name, help_text in (
+        ("build", "Check the content and compile it into knowledge.db (atomically)."),
+        ("check", "Validate the content; list every problem and exit 1 if there are any."),
+    ):
+        sub = command(kb_commands, name, f"kb {name}", help_text)
+        sub.add_argument("--spec", type=Path, help="an intents specification whose ids must all have entries")
+    export = command(kb_commands, "export", "kb export", "Print every entry as JSON lines or CSV (for Excel).")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
+    imported = command(
+        kb_commands,
+        "import",
+        "kb import",
+        "Add or update entries from a CSV file (as exported); nothing is written unless all of it checks.",
+    )
+    imported.add_argument("file", type=Path)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    return config_module.load(args.config)
+
+
+def run_chat(config: Config, user: str) -> int:
+    """The terminal conversation: one message per line until end of input."""
+    engine = make_engine(config)
+    user = user or getpass.getuser()
+    interactive = sys.stdin.isatty()
+    print(
+        f"Hello, I'm the {config.council.name} assistant. Ask me about council services, "
+        "or councillors' use of social media. Type 'talk to a person' at any time; Ctrl-D to leave."
+    )
+    counter = 0
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        counter += 1
+        outcome = engine.handle(IncomingMessage("terminal", user, line.rstrip("\n")))
+        if outcome is not None:
+            print(f"bot> {outcome.text}\n", flush=True)
+    if interactive:
+        print()
+    return 0
+
+
+def _as_json(text: str, outcome: Outcome) -> str:
+    return json.dumps(
+        {
+            "text": text,
+            "action": outcome.action,
+            "intent": outcome.intent,
+            "confidence": outcome.confidence,
+            "options": list(outcome.options),
+            "officer": outcome.officer,
+            "reply": outcome.text,
+        },
+        ensure_ascii=False,
+    )
+
+
+def run_ask(config: Config, text: str | None, as_json: bool) -> int:
+    """Preview answers: one text, or one per line of standard input."""
+    engine = make_engine(config, stateful=False)
+    texts = [text] if text is not None else (line.rstrip("\r\n") for line in sys.stdin)
+    for message in texts:
+        outcome = engine.preview(message)
+        print(_as_json(message, outcome) if as_json else outcome.text, flush=text is not None)
+    return 0
+
+
+def run_kb(config: Config, args: argparse.Namespace) -> int:
+    """The ``kb`` commands."""
+    if args.kb_command in ("build", "check"):
+        if args.kb_command == "check":
+            loaded = content.load(content_folder(config))
+            ids: list[str] = []
+            problems: list = []
+            if args.spec is not None:
+                from knowledge.check import spec_ids
+
+                ids, problems = spec_ids(args.spec)
+            problems += check(loaded, config.council.placeholders(), ids)
+            for problem in problems:
+                print(problem)
+            if problems:
+                print(f"{len(problems)} problem(s) found", file=sys.stderr)
+                return 1
+            print(f"ok: {len(loaded.entries)} entries, {sum(len(e.questions) for e in loaded.entries)} questions")
+            return 0
+        counts, problems = compile_knowledge(config, args.spec)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print(f"{len(problems)} problem(s) found; the previous knowledge.db was left as it was", file=sys.stderr)
+            return 1
+        target = config.path(config.storage.knowledge_db)
+        print(
+            f"built {target}: {counts['entries']} entries, {counts['questions']} questions, "
+            f"{counts['synonyms']} synonyms"
+        )
+        return 0
+    folder = content_folder(config)
+    loaded = content.load(folder)
+    if args.kb_command == "export":
+        if loaded.problems:
+            for problem in loaded.problems:
+                print(problem, file=sys.stderr)
+            return 1
+        text = exchange.to_jsonl(loaded.entries) if args.format == "jsonl" else exchange.to_csv(loaded.entries)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8-sig" if args.format == "csv" else "utf-8", newline="")
+            print(f"wrote {len(loaded.entries)} entries to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    incoming = exchange.read_csv(args.file, folder)
+    merged = exchange.merge(loaded, incoming.entries)
+    problems = incoming.problems + check(merged, config.council.placeholders())
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem(s) found; no content file was changed", file=sys.stderr)
+        return 1
+    changed = {e.source for e in incoming.entries}
+    written = exchange.write_files(merged, changed)
+    print(
+        f"imported {len(incoming.entries)} entries into {', '.join(p.name for p in written) or 'no files'}; "
+        "run 'councilbot kb build' to use them"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``councilbot`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        config = _load_config(args)
+        if args.command == "chat":
+            return run_chat(config, args.user)
+        if args.command == "ask":
+            return run_ask(config, args.text, args.json)
+        return run_kb(config, args)
+    except (ConfigError, SetupError, KnowledgeBaseError, StoreError) as error:
+        print(f"councilbot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Configuration: ``config.toml`` read with tomllib, checked key by key.
+
+Where it comes from: ``--config PATH``, else ``$COUNCILBOT_CONFIG``, else
+``./config.toml``, else the embedded defaults. An unknown key or a wrong
+type is a ``ConfigError`` naming the file and the key. Secrets (tokens)
+never live here: they come from environment variables only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+from bot import config_defaults
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+@dataclass(frozen=True)
+class CouncilConfig:
+    """The council's own details, filled into answers as placeholders."""
+
+    name: str = config_defaults.COUNCIL["name"]
+    phone: str = config_defaults.COUNCIL["phone"]
+    website: str = config_defaults.COUNCIL["website"]
+    email: str = config_defaults.COUNCIL["email"]
+    address: str = config_defaults.COUNCIL["address"]
+    opening_hours: str = config_defaults.COUNCIL["opening_hours"]
+    out_of_hours_phone: str = config_defaults.COUNCIL["out_of_hours_phone"]
+    childrens_services_phone: str = config_defaults.COUNCIL["childrens_services_phone"]
+    adult_social_care_phone: str = config_defaults.COUNCIL["adult_social_care_phone"]
+    privacy_notice_url: str = config_defaults.COUNCIL["privacy_notice_url"]
+    reply_target: str = "2 working days"
+    pages: dict[str, str] = field(default_factory=lambda: dict(config_defaults.PAGES))
+
+    def placeholders(self) -> dict[str, str]:
+        """Every placeholder this configuration can fill, with its text."""
+        values = {f"council.{f.name}": getattr(self, f.name) for f in fields(self) if f.name != "pages"}
+        values.update({f"page.{k}": v for k, v in self.pages.items()})
+        return values
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    """Where match scores (0 to 1) become answers, clarifications or escalations."""
+
+    answer_threshold: float = 0.5
+    clarify_threshold: float = 0.35
+    margin: float = 0.08
+    max_options: int = 3
+    safety_threshold: float = 0.45
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where the two databases and the content live (relative to the config file)."""
+
+    content_dir: str = ""
+    knowledge_db: str = "data/knowledge.db"
+    state_db: str = "data/state.db"
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """Limits on what people send."""
+
+    max_message_chars: int = 4000
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, with the folder relative paths start from."""
+
+    council: CouncilConfig = field(default_factory=CouncilConfig)
+    matcher: MatcherConfig = field(default_factory=MatcherConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: str = "built-in defaults"
+
+    def path(self, value: str) -> Path:
+        """A path from the configuration, made absolute against ``base_dir``."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def content_dir(self) -> Path | None:
+        """The content folder, or None for the bundled content."""
+        return self.path(self.storage.content_dir) if self.storage.content_dir else None
+
+
+_SECTIONS = {f.name: f.type for f in fields(Config) if f.name not in ("base_dir", "source")}
+
+
+def _type_name(kind: object) -> str:
+    return {str: "text", int: "a whole number", float: "a number", bool: "true or false"}.get(
+        kind, getattr(kind, "__name__", str(kind))
+    )
+
+
+def _check_value(value: object, kind: object, where: str) -> object:
+    origin = typing.get_origin(kind)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: must be a table of names and text")
+        _key_type, value_type = typing.get_args(kind)
+        return {k: _check_value(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: must be a list")
+        (item_type,) = typing.get_args(kind)
+        return [_check_value(v, item_type, f"{where}[{n}]") for n, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        return _check_value(value, options[0], where)
+    if is_dataclass(kind):
+        return _section(kind, value, where)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):  # type: ignore[arg-type]
+        raise ConfigError(f"{where}: must be {_type_name(kind)}, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _section(cls: type, data: object, where: str) -> object:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a table ([{where.rsplit(': ', 1)[-1]}])")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = (
+                " Secrets such as tokens go in environment variables, never here."
+                if "token" in key or "secret" in key
+                else ""
+            )
+            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))}).{hint}")
+        values[key] = _check_value(value, hints[key], f"{where}.{key}")
+    instance = cls(**values)
+    if cls is CouncilConfig and "pages" in values:
+        instance = replace(instance, pages={**config_defaults.PAGES, **values["pages"]})
+    return instance
+
+
+def parse(data: dict, source: str, base_dir: Path) -> Config:
+    """Build a ``Config`` from parsed TOML, checking every key and type."""
+    sections = {}
+    hints = typing.get_type_hints(Config)
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{source}: [{name}]: unknown section (known: {', '.join(sorted(_SECTIONS))})")
+        sections[name] = _section(hints[name], value, f"{source}: {name}")
+    config = Config(**sections, base_dir=base_dir, source=source)
+    _check_limits(config)
+    return config
+
+
+def _check_limits(config: Config) -> None:
+    m = config.matcher
+    for key in ("answer_threshold", "clarify_threshold", "margin", "safety_threshold"):
+        if not 0 <= getattr(m, key) <= 1:
+            raise ConfigError(f"{config.source}: matcher.{key}: must be between 0 and 1")
+    if m.clarify_threshold > m.answer_threshold:
+        raise ConfigError(f"{config.source}: matcher.clarify_threshold: must not be above answer_threshold")
+    if not 2 <= m.max_options <= 9:
+        raise ConfigError(f"{config.source}: matcher.max_options: must be from 2 to 9")
+    if config.chat.max_message_chars < 10:
+        raise ConfigError(f"{config.source}: chat.max_message_chars: must be at least 10")
+
+
+def load(explicit: str | None = None) -> Config:
+    """Find and read the configuration, or fall back to the embedded defaults."""
+    chosen = explicit or os.environ.get("COUNCILBOT_CONFIG") or None
+    path = Path(chosen) if chosen else Path("config.toml")
+    if not path.is_file():
+        if chosen:
+            raise ConfigError(f"{path}: no such configuration file")
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
+    return parse(data, str(path), path.resolve().parent)

@@ -1,0 +1,39 @@
+"""The embedded defaults: a fictional council that works out of the box.
+
+Every value is an obvious example (Ofcom's drama numbers, example.gov.uk)
+so nothing here can be mistaken for a real council's details. A council
+replaces them in the ``[council]`` section of its ``config.toml``.
+"""
+
+WEBSITE = "https://www.example.gov.uk"
+
+COUNCIL = {
+    "name": "Example Borough Council",
+    "phone": "01632 960000",
+    "website": WEBSITE,
+    "email": "contact@example.gov.uk",
+    "address": "Town Hall, High Street, Exampletown EX1 1AA",
+    "opening_hours": "Monday to Friday, 9am to 5pm",
+    "out_of_hours_phone": "01632 960999",
+    "childrens_services_phone": "01632 960111",
+    "adult_social_care_phone": "01632 960222",
+    "privacy_notice_url": f"{WEBSITE}/privacy",
+}
+
+PAGE_NAMES = """
+abandoned_vehicle adult_social_care blue_badge bin_day bulky_waste complaints
+contact_us council_tax_discounts council_tax_moving council_tax_pay
+council_tax_reduction dog_fouling elections find_councillor fly_tipping foi
+garden_waste graffiti gritting homelessness housing_benefit housing_register
+housing_repairs leisure libraries meetings missed_bin new_bin noise
+parking_fines parking_permits pest_control planning_advice planning_search
+recycling register_office report_a_problem report_pothole school_admissions
+school_closures school_transport street_lighting tip welfare_support whats_on
+social_media_guidance accessibility welsh_language privacy housing_options
+safeguarding_adults safeguarding_children councillor_code_of_conduct
+social_media_policy member_development council_social_media digital_strategy
+emergencies officer_guide
+""".split()
+
+PAGES = {name: f"{WEBSITE}/{name.replace('_', '-')}" for name in PAGE_NAMES}
+"""Default web pages: the example site plus the page's name."""

@@ -1,0 +1,63 @@
+"""The two message types every adapter converts to and from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A message from a person on some platform.
+
+    ``user`` identifies the person on that platform; ``conversation`` is
+    where replies go (a chat or channel id), defaulting to the user.
+    ``event_id`` lets the inbox recognise a platform's retry.
+    """
+
+    platform: str
+    user: str
+    text: str
+    conversation: str = ""
+    event_id: str = ""
+    name: str = ""
+
+    @property
+    def address(self) -> str:
+        """Where replies to this message go."""
+        return self.conversation or self.user
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice offered to the person: a numbered line or a button."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message for one conversation on one platform."""
+
+    platform: str
+    conversation: str
+    text: str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine made of one message: its decision and its replies."""
+
+    action: str
+    intent: str | None
+    confidence: float
+    replies: tuple[OutgoingMessage, ...]
+    options: tuple[str, ...] = ()
+    officer: str | None = None
+    urgent: bool = False
+
+    @property
+    def text(self) -> str:
+        """All reply text to the sender, joined."""
+        return "\n\n".join(r.text for r in self.replies)

@@ -1,0 +1,79 @@
+"""The bot's own sentences (everything that is not a knowledge-base answer).
+
+Plain English, short, and built from configuration: no council's name or
+number is written here.
+"""
+
+from __future__ import annotations
+
+from bot.config import CouncilConfig
+from bot.messages import Option
+
+
+def empty() -> str:
+    """Reply to a message with no words in it."""
+    return "I didn't catch any words there. Please type your question, for example 'when is my bin day?'"
+
+
+def too_long(size: int, limit: int) -> str:
+    """Reply to a message over the size limit."""
+    return (
+        f"That message is too long for me ({size:,} characters). Please send a shorter question, "
+        f"up to {limit:,} characters, and I'll do my best to help."
+    )
+
+
+def no_options() -> str:
+    """Reply to a bare number when nothing was offered."""
+    return "I haven't offered any numbered choices just now. Please type your question in words."
+
+
+def out_of_range(count: int) -> str:
+    """Reply to a number outside the options offered."""
+    return f"Please reply with a number from 1 to {count}, or type your question in words."
+
+
+def numbered(options: list[Option]) -> str:
+    """Options as a numbered list, one per line."""
+    return "\n".join(f"{n}. {o.label}" for n, o in enumerate(options, 1))
+
+
+def clarify(options: list[Option]) -> str:
+    """Ask which of several close intents the person meant."""
+    return (
+        "I want to make sure I give you the right answer. Did you mean:\n"
+        f"{numbered(options)}\n"
+        "Reply with a number or the words. If it's none of these, say 'talk to a person'."
+    )
+
+
+def follow_ups(options: list[Option]) -> str:
+    """Offer related questions after an answer."""
+    return f"You might also want:\n{numbered(options)}"
+
+
+def offer_person(council: CouncilConfig) -> str:
+    """After 'that didn't help': offer a person."""
+    return "Would you like me to pass your question to a person at the council? Reply 'yes' or 'talk to a person'."
+
+
+def handed_off(council: CouncilConfig, reference: str, who: str) -> str:
+    """Tell the person their question has gone to a person, with a reference."""
+    return (
+        f"I've passed your question to {who} at {council.name}. Your reference is {reference}. "
+        f"They usually reply within {council.reply_target}, here in this chat. "
+        f"If it's urgent, call {council.phone} ({council.opening_hours})."
+    )
+
+
+def urgent_flagged(council: CouncilConfig, reference: str) -> str:
+    """Added to a safety answer: a person has been alerted."""
+    return (
+        f"I've also alerted the safeguarding duty team at {council.name} (reference {reference}). "
+        "This chat is not watched all the time, so please use the numbers above if you need help now."
+    )
+
+
+def choice_prompt() -> str:
+    """Label of the 'talk to a person' option."""
+    return "Talk to a person"

@@ -1,0 +1,161 @@
+"""``state.db``: conversations, the inbox, escalations and the message log.
+
+Never rebuilt: schema changes are numbered migrations recorded in the
+database itself. WAL mode, one writer. Everything one incoming message
+changes is written in one transaction (``Store.transaction``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["conversations"].create({"platform": str, "user": str, "state": str, "updated_at": str}, pk=("platform", "user"))
+    db["inbox"].create({"platform": str, "event_id": str, "received_at": str}, pk=("platform", "event_id"))
+    db["messages"].create(
+        {
+            "id": int,
+            "platform": str,
+            "user": str,
+            "direction": str,
+            "text": str,
+            "action": str,
+            "intent": str,
+            "at": str,
+        },
+        pk="id",
+    )
+    db["messages"].create_index(["platform", "user"])
+    db["escalations"].create(
+        {
+            "ref": str,
+            "platform": str,
+            "user": str,
+            "conversation": str,
+            "topic": str,
+            "intent": str,
+            "question": str,
+            "urgent": int,
+            "status": str,
+            "created_at": str,
+        },
+        pk="ref",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+"""Schema changes in order; the database records how many it has had."""
+
+
+class StoreError(Exception):
+    """state.db cannot be opened or is not councilbot's."""
+
+
+class Store:
+    """The bot's persistent state, in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        fresh = not self.path.exists()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if fresh and str(path) != ":memory:":
+                self.path.touch(mode=0o600)
+                os.chmod(self.path, 0o600)
+            self.db = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None, check_same_thread=False))
+            self.db.execute("pragma busy_timeout = 5000")
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path}: cannot use this state database ({error})") from error
+
+    def _migrate(self) -> None:
+        if "migrations" not in self.db.table_names():
+            self.db["migrations"].create({"version": int, "applied_at": str}, pk="version")
+        done = {r["version"] for r in self.db["migrations"].rows}
+        for version, migration in enumerate(MIGRATIONS, 1):
+            if version not in done:
+                with self.transaction():
+                    migration(self.db)
+                    self.db["migrations"].insert({"version": version, "applied_at": _now()})
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Everything inside commits together, or not at all."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield self.db
+            return
+        conn.execute("begin immediate")
+        try:
+            yield self.db
+        except BaseException:
+            conn.execute("rollback")
+            raise
+        conn.execute("commit")
+
+    def seen(self, platform: str, event_id: str) -> bool:
+        """Record an incoming event; True if it had been recorded before."""
+        if not event_id:
+            return False
+        cursor = self.db.execute(
+            "insert or ignore into inbox (platform, event_id, received_at) values (?, ?, ?)",
+            [platform, event_id, _now()],
+        )
+        return cursor.rowcount == 0
+
+    def state(self, platform: str, user: str) -> dict:
+        """The conversation state of one person (empty if new)."""
+        rows = list(self.db.query("select state from conversations where platform = ? and user = ?", [platform, user]))
+        return json.loads(rows[0]["state"]) if rows else {}
+
+    def save_state(self, platform: str, user: str, state: dict) -> None:
+        """Replace the conversation state of one person."""
+        self.db["conversations"].upsert(
+            {"platform": platform, "user": user, "state": json.dumps(state), "updated_at": _now()},
+            pk=("platform", "user"),
+        )
+
+    def log(self, platform: str, user: str, direction: str, text: str, action: str = "", intent: str = "") -> None:
+        """Keep one message of a conversation (``in`` or ``out``)."""
+        self.db["messages"].insert(
+            {
+                "platform": platform,
+                "user": user,
+                "direction": direction,
+                "text": text,
+                "action": action,
+                "intent": intent or "",
+                "at": _now(),
+            }
+        )
+
+    def add_escalation(self, record: dict) -> None:
+        """Store a new escalation record."""
+        self.db["escalations"].insert(record | {"created_at": _now(), "status": "open"})
+
+    def escalations(self, status: str | None = None) -> list[dict]:
+        """Escalations, newest first, optionally of one status."""
+        if status:
+            return list(self.db.query("select * from escalations where status = ? order by created_at desc", [status]))
+        return list(self.db.query("select * from escalations order by created_at desc"))
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")

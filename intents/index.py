@@ -1,0 +1,74 @@
+"""An inverted index over the knowledge base's example questions.
+
+Each example becomes a set of terms; each term carries an IDF weight
+computed over intents (a word that appears under one intent tells more than
+one that appears under thirty). Only examples that share a term with the
+query are ever scored, so cost grows with overlap, not with size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from intents.analyse import Analyser, terms_of
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example question of one intent, analysed."""
+
+    intent: str
+    text: str
+    terms: frozenset[str]
+    weight: float
+
+
+@dataclass
+class Index:
+    """Examples, their postings lists, per-intent vocabularies and term weights."""
+
+    analyser: Analyser
+    examples: list[Example] = field(default_factory=list)
+    postings: dict[str, list[int]] = field(default_factory=dict)
+    vocab: dict[str, frozenset[str]] = field(default_factory=dict)
+    idf: dict[str, float] = field(default_factory=dict)
+    words: list[str] = field(default_factory=list)
+    unknown_weight: float = 1.0
+
+    @classmethod
+    def build(cls, analyser: Analyser, pairs: Iterable[tuple[str, str]]) -> Index:
+        """Index ``(intent id, example question)`` pairs."""
+        raw: list[tuple[str, str, frozenset[str]]] = []
+        vocab: dict[str, set[str]] = defaultdict(set)
+        words: set[str] = set()
+        for intent, text in pairs:
+            normal = analyser.words(text)
+            words.update(w for w in normal if len(w) > 3 and not w.isdigit())
+            terms = frozenset(terms_of(normal))
+            if terms:
+                raw.append((intent, text, terms))
+                vocab[intent] |= terms
+        document_frequency: dict[str, int] = defaultdict(int)
+        for terms in vocab.values():
+            for term in terms:
+                document_frequency[term] += 1
+        n = max(len(vocab), 1)
+        idf = {t: math.log((n + 1) / (df + 0.5)) for t, df in document_frequency.items()}
+        index = cls(analyser=analyser, idf=idf, words=sorted(words))
+        index.unknown_weight = math.log((n + 1) / 1.5)
+        postings: dict[str, list[int]] = defaultdict(list)
+        for intent, text, terms in raw:
+            position = len(index.examples)
+            index.examples.append(Example(intent, text, terms, sum(idf[t] for t in terms)))
+            for term in terms:
+                postings[term].append(position)
+        index.postings = dict(postings)
+        index.vocab = {intent: frozenset(terms) for intent, terms in vocab.items()}
+        return index
+
+    def weight(self, term: str) -> float:
+        """How much ``term`` tells; a term the index has never seen tells the most."""
+        return self.idf.get(term, self.unknown_weight)

@@ -1,0 +1,109 @@
+"""Rank a knowledge base's intents for a message and decide what to do.
+
+Scoring has three parts, all on normalised, stemmed terms:
+
+1. Typo repair: a word the knowledge base has never seen is replaced by its
+   closest known word when rapidfuzz's plain ``fuzz.ratio`` says they are
+   near-identical. ``ratio`` is chosen on purpose: ``WRatio`` and
+   ``token_set_ratio`` give a short string a high score against any longer
+   text that contains it, which turns "bin" into a confident match for
+   every bin question.
+2. Closeness to the best example: an IDF-weighted Dice overlap between the
+   message and each example question that shares a term with it.
+3. Coverage: how much of the message's weight the intent's whole
+   vocabulary explains. Words the knowledge base has never seen weigh the
+   most, so "what time does Tesco close" is not taken for opening hours.
+
+The matcher is pure: it reads what it was built from and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from rapidfuzz import fuzz, process
+
+from intents import safety
+from intents.analyse import Analyser, stem, terms_of
+from intents.decision import Candidate, Decision, Thresholds, decide
+from intents.index import Index
+from intents.normalise import Synonyms, fold
+from intents.stopwords import STOPWORDS
+
+CLOSENESS_WEIGHT = 0.6
+"""Share of the score from the best single example; the rest is coverage."""
+
+TYPO_CUTOFF = 84.0
+"""rapidfuzz ratio (0-100) above which an unknown word is taken as a typo."""
+
+
+class Matcher:
+    """Matches messages against example questions; build once, match many."""
+
+    def __init__(
+        self,
+        examples: Iterable[tuple[str, str]],
+        synonyms: Mapping[str, str],
+        safety_intents: Iterable[str] = safety.SAFETY_INTENTS,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.analyser = Analyser(Synonyms(synonyms))
+        self.index = Index.build(self.analyser, examples)
+        self.safety_intents = frozenset(safety_intents)
+        self.thresholds = thresholds or Thresholds()
+        self._known_words = frozenset(self.index.words)
+
+    def repair(self, words: list[str]) -> list[str]:
+        """Replace unknown words by their near-identical known neighbours."""
+        repaired = []
+        for word in words:
+            if (
+                len(word) > 3
+                and not word.isdigit()
+                and word not in STOPWORDS
+                and word not in self._known_words
+                and stem(word) not in self.index.idf
+            ):
+                found = process.extractOne(word, self.index.words, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+                if found is not None:
+                    word = found[0]
+            repaired.append(word)
+        return repaired
+
+    def rank(self, text: str) -> list[Candidate]:
+        """Every intent sharing a term with ``text``, best first."""
+        terms = terms_of(self.repair(self.analyser.words(text)))
+        if not terms:
+            return []
+        weights = {t: self.index.weight(t) for t in terms}
+        total = sum(weights.values())
+        best: dict[str, tuple[float, str]] = defaultdict(lambda: (0.0, ""))
+        for term in terms:
+            for position in self.index.postings.get(term, ()):
+                example = self.index.examples[position]
+                if best[example.intent][0] > 0 and example.text == best[example.intent][1]:
+                    continue
+                shared = sum(weights[t] for t in terms if t in example.terms)
+                dice = 2 * shared / (total + example.weight)
+                if dice > best[example.intent][0]:
+                    best[example.intent] = (dice, example.text)
+        ranked = []
+        for intent, (dice, example) in best.items():
+            vocab = self.index.vocab[intent]
+            coverage = sum(w for t, w in weights.items() if t in vocab) / total
+            score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * coverage
+            ranked.append(Candidate(intent, round(score, 4), example))
+        ranked.sort(key=lambda c: (-c.score, c.intent))
+        return ranked
+
+    def match(self, text: str) -> Decision:
+        """Decide what to do with one message: safety first, then the ranking."""
+        ranked = self.rank(text)
+        alarm = safety.detect(fold(text))
+        if alarm is None and ranked and ranked[0].intent in self.safety_intents:
+            if ranked[0].score >= self.thresholds.safety:
+                alarm = ranked[0].intent
+        if alarm is not None:
+            return Decision("answer", alarm, 1.0, candidates=tuple(ranked[:5]), safety=True)
+        return decide(ranked, self.thresholds)

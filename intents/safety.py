@@ -1,0 +1,77 @@
+"""Spot messages that need emergency contacts at once.
+
+Runs before intent matching and errs towards recall: a false alarm costs a
+resident a few extra phone numbers; a miss can cost far more. Patterns work
+on folded text (lower case, no apostrophes or punctuation).
+"""
+
+from __future__ import annotations
+
+import re
+
+_PATTERNS: dict[str, list[str]] = {
+    "safety.self-harm": [
+        r"\b(kill|hurt|harm|cut|cutting|hang|hanging|overdose|od) (my ?self|myself)\b",
+        r"\b(suicid\w*|self ?harm\w*)\b",
+        r"\bend (it all|my life|things)\b",
+        r"\b(want|wanna|going|plan\w*) to (die|end it)\b",
+        r"\b(better off|be better) (without me|if i (was|were)(nt| not) (here|around|alive))\b",
+        r"\b(no|dont see the|cant see the|whats the) point (in )?(living|going on|carrying on|anymore|any more)\b",
+        r"\b(dont|do not) want to (be here|live|be alive|wake up)\b",
+        r"\bstarted cutting\b|\bcutting (myself|my arms?|my legs?)\b",
+        r"\btake (all )?my (pills|tablets)\b",
+        r"\bcant (go on|cope|do this) any ?more\b",
+    ],
+    "safety.child-at-risk": [
+        r"\bim (1[0-7]|[6-9])\b.*\b(hit|hits|hurt|hurts|beat|beats|scared|unsafe|not safe|abuse\w*|touch\w*)\b",
+        r"\b(child|children|kids?|baby|toddler|lad|girl|boy|son|daughter|little one)\b.*\b(bruis\w*|left (alone|on (their|his|her) own)|starv\w*|neglect\w*|abus\w*|scared to go home|not safe|unsafe|beaten|hit by)\b",
+        r"\b(bruis\w*|starv\w*|neglect\w*)\b.*\b(child|children|kids?|baby|toddler|lad|girl|boy|little one)\b",
+        r"\b(step ?dad|step ?mum|dad|mum|father|mother|parent)\b (hits|beats|hurts|touches) me\b",
+        r"\bchild (abuse|neglect|protection|sexual)\b",
+        r"\bgrooming\b",
+    ],
+    "safety.adult-at-risk": [
+        r"\b(carer|care home|care worker|nursing home)\b.*\b(stealing|taking|took|steals|money|purse|wallet|bank card|neglect\w*|abus\w*|hit\w*|wet|left him|left her|not fed|weight)\b",
+        r"\b(dementia|learning difficult\w*|learning disabilit\w*|vulnerable (adult|man|woman|neighbour))\b.*\b(taking|take|took|stealing|exploit\w*|abus\w*|money|benefits|moved in|neglect\w*)\b",
+        r"\b(cuckoo\w*|financial abuse|elder abuse)\b",
+        r"\badult safeguarding\b",
+    ],
+    "safety.domestic-abuse": [
+        r"\b(husband|wife|partner|boyfriend|girlfriend|ex|fiance|spouse)\b.*\b(hit|hits|hitting|beat|beats|punch\w*|kick\w*|strangl\w*|chok\w*|threaten\w*|control\w*|wont let me|doesnt let me|checks my phone|hurt\w* me|rape\w*|stalk\w*|turning up|keeps turning up)\b",
+        r"\bdomestic (abuse|violence)\b",
+        r"\b(coercive|controlling) (control|behaviour|relationship)\b",
+        r"\bscared (of|to go home|to go back)\b.*\b(husband|wife|partner|boyfriend|girlfriend|him|her)\b",
+    ],
+    "safety.emergency": [
+        r"\b(fire|smoke|flames?)\b.*\b(in|at|coming|spreading|house|flat|flats|building|stairs|kitchen|store)\b",
+        r"\b(on fire|gas leak|smell (of )?gas|carbon monoxide)\b",
+        r"\b(collapsed|not breathing|unconscious|heart attack|stroke|overdosed|bleeding heavily|seizure)\b",
+        r"\b(breaking in|broken in|burglar\w*|someone has a (knife|gun)|stabb\w*|shooting|being attacked)\b.*\b(now|right now|currently|at the moment)?",
+        r"\b(right now|happening now)\b.*\b(fight\w*|attack\w*|break\w*|robb\w*|stab\w*)\b",
+        r"\b(trapped|drowning|flood\w* .*(electric|sockets))\b",
+        r"\bcall (an )?ambulance\b|\bemergency services\b",
+    ],
+    "safety.threat-or-abuse": [
+        r"\bknow where (you|he|she|they|that \w+( \w+)?) (lives?|live)\b",
+        r"\b(ill|i will|im going to|gonna|im gonna) (kill|hurt|stab|smash|batter|find|get|sort) (you|him|her|them|someone|the lot)\b",
+        r"\bsomeone(s| is)? (getting|gonna get|going to get) (hurt|killed|smacked|battered)\b",
+        r"\b(waiting for (him|her|you|them) (after|outside|when))\b",
+        r"\b(burn|blow) (the|your) (place|office|civic centre|council|building)\b",
+        r"\bwatch your back\b|\byoull regret\b|\bpay (you|him|her|them) a visit\b",
+        r"\bf(xxx|uck)\w* (parasites|useless|idiots|morons|scum|wankers)\b",
+        r"\b(useless|pathetic|lazy) f(xxx|uck)\w*\b",
+    ],
+}
+
+_COMPILED = {intent: [re.compile(p) for p in patterns] for intent, patterns in _PATTERNS.items()}
+
+SAFETY_INTENTS = tuple(_PATTERNS)
+"""Every safety intent id, most specific first."""
+
+
+def detect(folded: str) -> str | None:
+    """The safety intent whose pattern ``folded`` text matches, or None."""
+    for intent, patterns in _COMPILED.items():
+        if any(p.search(folded) for p in patterns):
+            return intent
+    return None
