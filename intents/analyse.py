@@ -1,8 +1,9 @@
 """From normalised text to the terms the matcher weighs.
 
 A term is a stemmed content word ("collected" and "collection" are both
-"collect"). Stop words are dropped unless they are all a message has, so
-"hi" and "thanks" still match the small-talk entries.
+"collect"). Stop words are dropped unless they are all a message has; greetings and
+thanks are dropped only around a real question, so "hi" and "thanks" still
+match the small-talk entries.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from functools import lru_cache
 import snowballstemmer
 
 from intents.normalise import Synonyms, normalise
-from intents.stopwords import STOPWORDS
+from intents.stopwords import COURTESY, STOPWORDS
 
 _STEMMER = snowballstemmer.stemmer("english")
 
@@ -43,6 +44,9 @@ class Analyser:
 def terms_of(words: list[str]) -> list[str]:
     """Stemmed content terms of already-normalised ``words``, first occurrence kept."""
     content = [w for w in words if w not in STOPWORDS] or words
+    substance = [w for w in content if w not in COURTESY]
+    if len(substance) >= 2:
+        content = substance
     seen: dict[str, None] = {}
     for word in content:
         seen.setdefault(stem(word), None)

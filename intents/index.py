@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 from intents.analyse import Analyser, terms_of
 
 
+SUPPORT_SHARE = 0.2
+"""A term in this share of an intent's examples counts fully towards coverage;
+a term in fewer counts in proportion, so one incidental word weighs little."""
+
+
+UNKNOWN_FACTOR = 1.0
+"""Weight of a word the knowledge base has never seen, as a share of the
+rarest known word's: unknown words are often place names, so less than 1."""
+
+
 @dataclass(frozen=True)
 class Example:
     """One example question of one intent, analysed."""
@@ -33,7 +43,7 @@ class Index:
     analyser: Analyser
     examples: list[Example] = field(default_factory=list)
     postings: dict[str, list[int]] = field(default_factory=dict)
-    vocab: dict[str, frozenset[str]] = field(default_factory=dict)
+    vocab: dict[str, dict[str, float]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
     words: list[str] = field(default_factory=list)
     unknown_weight: float = 1.0
@@ -42,7 +52,8 @@ class Index:
     def build(cls, analyser: Analyser, pairs: Iterable[tuple[str, str]]) -> Index:
         """Index ``(intent id, example question)`` pairs."""
         raw: list[tuple[str, str, frozenset[str]]] = []
-        vocab: dict[str, set[str]] = defaultdict(set)
+        vocab: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        sizes: dict[str, int] = defaultdict(int)
         words: set[str] = set()
         for intent, text in pairs:
             normal = analyser.words(text)
@@ -50,7 +61,9 @@ class Index:
             terms = frozenset(terms_of(normal))
             if terms:
                 raw.append((intent, text, terms))
-                vocab[intent] |= terms
+                sizes[intent] += 1
+                for term in terms:
+                    vocab[intent][term] += 1
         document_frequency: dict[str, int] = defaultdict(int)
         for terms in vocab.values():
             for term in terms:
@@ -58,7 +71,7 @@ class Index:
         n = max(len(vocab), 1)
         idf = {t: math.log((n + 1) / (df + 0.5)) for t, df in document_frequency.items()}
         index = cls(analyser=analyser, idf=idf, words=sorted(words))
-        index.unknown_weight = math.log((n + 1) / 1.5)
+        index.unknown_weight = UNKNOWN_FACTOR * math.log((n + 1) / 1.5)
         postings: dict[str, list[int]] = defaultdict(list)
         for intent, text, terms in raw:
             position = len(index.examples)
@@ -66,7 +79,10 @@ class Index:
             for term in terms:
                 postings[term].append(position)
         index.postings = dict(postings)
-        index.vocab = {intent: frozenset(terms) for intent, terms in vocab.items()}
+        index.vocab = {
+            intent: {t: min(1.0, count / (SUPPORT_SHARE * sizes[intent])) for t, count in terms.items()}
+            for intent, terms in vocab.items()
+        }
         return index
 
     def weight(self, term: str) -> float:

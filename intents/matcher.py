@@ -91,7 +91,7 @@ class Matcher:
         ranked = []
         for intent, (dice, example) in best.items():
             vocab = self.index.vocab[intent]
-            coverage = sum(w for t, w in weights.items() if t in vocab) / total
+            coverage = sum(w * vocab.get(t, 0.0) for t, w in weights.items()) / total
             score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * coverage
             ranked.append(Candidate(intent, round(score, 4), example))
         ranked.sort(key=lambda c: (-c.score, c.intent))

@@ -45,8 +45,9 @@ _PATTERNS: dict[str, list[str]] = {
     "safety.emergency": [
         r"\b(fire|smoke|flames?)\b.*\b(in|at|coming|spreading|house|flat|flats|building|stairs|kitchen|store)\b",
         r"\b(on fire|gas leak|smell (of )?gas|carbon monoxide)\b",
-        r"\b(collapsed|not breathing|unconscious|heart attack|stroke|overdosed|bleeding heavily|seizure)\b",
-        r"\b(breaking in|broken in|burglar\w*|someone has a (knife|gun)|stabb\w*|shooting|being attacked)\b.*\b(now|right now|currently|at the moment)?",
+        r"\b(collapsed|not breathing|unconscious|overdosed|bleeding (heavily|badly|a lot)|wont wake up)\b",
+        r"\b(having|is having|think (hes|shes|they are) having) a (heart attack|stroke|seizure|fit)\b",
+        r"\b(breaking in(to)?|broken in(to)?|burglar\w*|someone has a (knife|gun)|stabb\w*|shooting|being attacked)\b.*\b(now|right now|currently|at the moment)?",
         r"\b(right now|happening now)\b.*\b(fight\w*|attack\w*|break\w*|robb\w*|stab\w*)\b",
         r"\b(trapped|drowning|flood\w* .*(electric|sockets))\b",
         r"\bcall (an )?ambulance\b|\bemergency services\b",

@@ -15,11 +15,13 @@ STOPWORDS = frozenset(
     such than that thats the their theirs them themselves then there theres these
     they this those through to too under until up us very was we were what whats
     when where which while who whom whose why will with would you your yours
-    yourself yourselves im ive id ill youre youve hi hey hello thanks thank
+    yourself yourselves im ive id ill youre youve
     still really just ok okay um erm er oh ah hmm want wanted wants need needs
     know tell told help one way bit lot lots thing things go going
     """.split()
 )
-"""Stop words. Greetings, thanks and help are here because they say little
-inside a longer question; the analyser keeps them when they are all a
-message has."""
+"""Stop words; the analyser keeps them when they are all a message has."""
+
+COURTESY = frozenset("hi hiya hey hello morning afternoon evening thanks thank cheers please sorry".split())
+"""Greetings and thanks: the whole message when alone ("thanks!"), noise
+around a real question ("hi, when is my bin day? thanks")."""
