@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bot import config as config_module
+from bot import evaluate
 from bot.config import Config, ConfigError
 from bot.messages import IncomingMessage, Outcome
 from bot.store import StoreError
@@ -29,6 +30,7 @@ EXAMPLES = {
     "kb check": "councilbot kb check --spec ../shared/kb-spec/intents.toml",
     "kb export": "councilbot kb export --format csv > faqs.csv",
     "kb import": "councilbot kb import faqs.csv",
+    "kb test": "councilbot kb test ../shared/eval/dev.jsonl --show 20",
 }
 
 
@@ -76,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         "Add or update entries from a CSV file (as exported); nothing is written unless all of it checks.",
     )
     imported.add_argument("file", type=Path)
+    tested = command(
+        kb_commands,
+        "test",
+        "kb test",
+        "Score the bot on messages with known intents: metrics, confusions and failing examples.",
+    )
+    tested.add_argument("cases", type=Path, help='JSON lines: {"text": ..., "expect": "intent id" or null}')
+    tested.add_argument("--show", type=int, default=20, help="how many failing examples to list (default 20)")
     return parser
 
 
@@ -164,6 +174,8 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
             f"{counts['synonyms']} synonyms"
         )
         return 0
+    if args.kb_command == "test":
+        return run_kb_test(config, args.cases, args.show)
     folder = content_folder(config)
     loaded = content.load(folder)
     if args.kb_command == "export":
@@ -195,9 +207,37 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_kb_test(config: Config, cases_path: Path, show: int) -> int:
+    """Print metrics, the commonest confusions and failing examples."""
+    cases = evaluate.read_cases(cases_path)
+    engine = make_engine(config, stateful=False)
+    kinds = {e.id: e.kind for e in engine.kb.entries.values()}
+    unknown = sorted({c.expect for c in cases if c.expect and c.expect not in kinds})
+    if unknown:
+        print(f"note: the cases expect intents this knowledge base lacks: {', '.join(unknown)}", file=sys.stderr)
+    report = evaluate.evaluate(cases, engine.preview, kinds)
+    print(json.dumps(report.metrics, indent=2))
+    if report.confusion:
+        print("\nmistaken for (expected -> got: count):")
+        for (expected, got), count in report.confusion.most_common(15):
+            print(f"  {expected} -> {got}: {count}")
+    if report.failures and show:
+        print(f"\nfailing examples (first {min(show, len(report.failures))} of {len(report.failures)}):")
+        for case, outcome in report.failures[:show]:
+            got = outcome.intent or ",".join(outcome.options) or "-"
+            print(
+                f"  expected {case.expect or '(escalate)'}, got {outcome.action} {got} "
+                f"({outcome.confidence}): {case.text}"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``councilbot`` command."""
     args = _parser().parse_args(argv)
+    for stream in (sys.stdin, sys.stdout):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         config = _load_config(args)
         if args.command == "chat":
@@ -205,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ask":
             return run_ask(config, args.text, args.json)
         return run_kb(config, args)
-    except (ConfigError, SetupError, KnowledgeBaseError, StoreError) as error:
+    except (ConfigError, SetupError, KnowledgeBaseError, StoreError, evaluate.CasesError) as error:
         print(f"councilbot: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

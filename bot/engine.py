@@ -103,14 +103,14 @@ class Engine:
             n = int(number.group(1))
             if not 1 <= n <= len(pending):
                 return self._say(message, state, replies.out_of_range(len(pending)), "clarify", keep=True)
-            return self._intent(message, state, pending[n - 1].id, 1.0, text)
+            return self._intent(message, state, pending[n - 1].id, 1.0, text, chosen=True)
         decision = self.matcher.match(text)
         if pending and not decision.safety:
             chosen = self._chosen(text, pending, decision)
             if chosen is not None:
-                return self._intent(message, state, chosen, 1.0, text)
+                return self._intent(message, state, chosen, 1.0, text, chosen=True)
         if decision.action == "answer" and decision.intent is not None:
-            return self._intent(message, state, decision.intent, decision.confidence, text, decision)
+            return self._intent(message, state, decision.intent, decision.confidence, text)
         if decision.action == "clarify":
             options = [Option(i, self._title(i)) for i in decision.options]
             options.append(Option(HANDOFF, replies.choice_prompt()))
@@ -141,7 +141,7 @@ class Engine:
         intent: str,
         confidence: float,
         text: str,
-        decision: Decision | None = None,
+        chosen: bool = False,
     ) -> Turn:
         entry = self.kb.get(intent)
         if entry is None:
@@ -170,7 +170,8 @@ class Engine:
         turn = self._say(message, state, body, "answer", intent=intent, confidence=confidence, options=options)
         if entry.kind == "faq":
             turn.state["topic"] = entry.topic
-            turn.state["question"] = text
+            if not chosen:
+                turn.state["question"] = text
         return turn
 
     def _safety(self, message: IncomingMessage, state: dict, entry: Answer, text: str) -> Turn:

@@ -75,12 +75,14 @@ def read_csv(path: Path, folder: Path) -> Imported:
     if missing:
         return Imported([], [Problem(str(path), "line 1", ",".join(missing), "missing column(s) in the header row")])
     entries = []
+    rows = []
     try:
-        rows = list(reader)
+        for row in reader:
+            rows.append((reader.line_num, row))
     except csv.Error as error:
         return Imported([], [Problem(str(path), f"line {reader.line_num}", "-", f"not valid CSV: {error}")])
-    for row in rows:
-        where = f"{path}:{reader.line_num}"
+    for line, row in rows:
+        where = f"{path}:{line}"
         entry_id = (row.get("id") or "").strip()
         if not entry_id:
             if any((v or "").strip() for k, v in row.items() if k):

@@ -59,7 +59,9 @@ def test_nul_only_is_empty() -> None:
     assert fold("\x00\x00\x01") == ""
 
 
-@pytest.mark.parametrize("raw", ["\U0001f642", "\U0001f642\U0001f44d\U0001f3fd", "\u2764\ufe0f\u2764\ufe0f", "!!! ??? ...", ""])
+@pytest.mark.parametrize(
+    "raw", ["\U0001f642", "\U0001f642\U0001f44d\U0001f3fd", "\u2764\ufe0f\u2764\ufe0f", "!!! ??? ...", ""]
+)
 def test_emoji_and_punctuation_only_fold_to_empty(raw: str) -> None:
     assert fold(raw) == ""
     assert normalise(raw, Synonyms({"x": "y"})) == ""

@@ -1,0 +1,46 @@
+"""The development set through the real matcher, in-process, against floors.
+
+The floors are the quality this knowledge base and matcher have reached; a
+change that makes matching worse fails here. The targets the project aims
+for (issue 3) are higher: in-scope accuracy 0.92, safety recall 1.0,
+out-of-scope escalation 0.90, wrong answers at most 0.03.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config
+from bot.evaluate import evaluate, read_cases
+from bot.wiring import make_engine
+
+DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
+
+FLOORS = {
+    "in_scope_accuracy": (">=", 0.0),
+    "safety_recall": (">=", 1.0),
+    "oos_escalation": (">=", 0.0),
+    "wrong_answer_rate": ("<=", 1.0),
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory):
+    if not DEV_SET.is_file():
+        pytest.fail(f"the development set is missing: {DEV_SET} (it lives in ../shared beside the project)")
+    engine = make_engine(Config(base_dir=tmp_path_factory.mktemp("kb")), stateful=False)
+    kinds = {e.id: e.kind for e in engine.kb.entries.values()}
+    return evaluate(read_cases(DEV_SET), engine.preview, kinds)
+
+
+@pytest.mark.parametrize("metric", sorted(FLOORS))
+def test_dev_set_floor(report, metric: str) -> None:
+    direction, bound = FLOORS[metric]
+    value = report.metrics[metric]
+    assert value is not None
+    if direction == ">=":
+        assert value >= bound, f"{metric} fell to {value} (floor {bound})"
+    else:
+        assert value <= bound, f"{metric} rose to {value} (ceiling {bound})"
