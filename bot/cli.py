@@ -11,13 +11,17 @@ import argparse
 import getpass
 import json
 import sys
+import threading
 from pathlib import Path
 
 from bot import config as config_module
-from bot import evaluate
+from bot import evaluate, officer_cli
 from bot.config import Config, ConfigError
-from bot.messages import IncomingMessage, Outcome
-from bot.store import StoreError
+from bot.engine import utc_now
+from bot.escalations import Desk
+from bot.messages import IncomingMessage, Outcome, OutgoingMessage
+from bot.outbox import Dispatcher
+from bot.store import Store, StoreError
 from bot.wiring import SetupError, compile_knowledge, content_folder, make_engine
 from knowledge import content, exchange
 from knowledge.base import KnowledgeBaseError
@@ -31,6 +35,7 @@ EXAMPLES = {
     "kb export": "councilbot kb export --format csv > faqs.csv",
     "kb import": "councilbot kb import faqs.csv",
     "kb test": "councilbot kb test ../shared/eval/dev.jsonl --show 20",
+    "kb suggestions": "councilbot kb suggestions",
 }
 
 
@@ -86,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     tested.add_argument("cases", type=Path, help='JSON lines: {"text": ..., "expect": "intent id" or null}')
     tested.add_argument("--show", type=int, default=20, help="how many failing examples to list (default 20)")
+    command(
+        kb_commands, "suggestions", "kb suggestions", "List answers officers suggested adding to the knowledge base."
+    )
+    officer_cli.add_parsers(commands)
     return parser
 
 
@@ -94,25 +103,54 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 
 def run_chat(config: Config, user: str) -> int:
-    """The terminal conversation: one message per line until end of input."""
+    """The terminal conversation: one message per line until end of input.
+
+    Replies from officers (sent with ``councilbot escalations reply``) are
+    delivered to this terminal while it is open, and on its next start.
+    """
     engine = make_engine(config)
     user = user or getpass.getuser()
     interactive = sys.stdin.isatty()
+    lock = threading.Lock()
+    poller = Store(config.path(config.storage.state_db))
+
+    def show(message: OutgoingMessage) -> None:
+        with lock:
+            print(f"\nbot> {message.text}\n", flush=True)
+            if interactive:
+                print("you> ", end="", flush=True)
+
+    relay = Dispatcher(poller, {"terminal": show}, utc_now, conversation=user)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(1.0):
+            relay.run_once()
+
     print(
         f"Hello, I'm the {config.council.name} assistant. Ask me about council services, "
         "or councillors' use of social media. Type 'talk to a person' at any time; Ctrl-D to leave."
     )
-    counter = 0
-    while True:
-        if interactive:
-            print("you> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line:
-            break
-        counter += 1
-        outcome = engine.handle(IncomingMessage("terminal", user, line.rstrip("\n")))
-        if outcome is not None:
-            print(f"bot> {outcome.text}\n", flush=True)
+    relay.run_once()
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        while True:
+            if interactive:
+                with lock:
+                    print("you> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            outcome = engine.handle(IncomingMessage("terminal", user, line.rstrip("\n")))
+            if outcome is not None:
+                with lock:
+                    print(f"bot> {outcome.text}\n", flush=True)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        relay.run_once()
+        poller.close()
     if interactive:
         print()
     return 0
@@ -176,6 +214,16 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
         return 0
     if args.kb_command == "test":
         return run_kb_test(config, args.cases, args.show)
+    if args.kb_command == "suggestions":
+        store = Store(config.path(config.storage.state_db))
+        rows = Desk(store, config, utc_now).suggestions()
+        for row in rows:
+            print(
+                f"{row['at'][:16]} {row['ref']} [{row['topic']}] from {row['officer']}\n  Q: {row['question']}\n"
+                f"  A: {row['answer']}\n"
+            )
+        print(f"{len(rows)} suggestion(s); add the good ones to knowledge/content/ and run 'councilbot kb build'")
+        return 0
     folder = content_folder(config)
     loaded = content.load(folder)
     if args.kb_command == "export":
@@ -244,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_chat(config, args.user)
         if args.command == "ask":
             return run_ask(config, args.text, args.json)
+        if args.command == "escalations":
+            return officer_cli.run_escalations(config, args)
+        if args.command == "officers":
+            topics = {e.topic for e in content.load(content_folder(config)).entries}
+            return officer_cli.run_officers_check(config, topics)
         return run_kb(config, args)
     except (ConfigError, SetupError, KnowledgeBaseError, StoreError, evaluate.CasesError) as error:
         print(f"councilbot: {error}", file=sys.stderr)

@@ -12,7 +12,7 @@ import os
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from bot import config_defaults
@@ -36,7 +36,6 @@ class CouncilConfig:
     childrens_services_phone: str = config_defaults.COUNCIL["childrens_services_phone"]
     adult_social_care_phone: str = config_defaults.COUNCIL["adult_social_care_phone"]
     privacy_notice_url: str = config_defaults.COUNCIL["privacy_notice_url"]
-    reply_target: str = "2 working days"
     pages: dict[str, str] = field(default_factory=lambda: dict(config_defaults.PAGES))
 
     def placeholders(self) -> dict[str, str]:
@@ -74,6 +73,41 @@ class ChatConfig:
 
 
 @dataclass(frozen=True)
+class OfficerConfig:
+    """A named person who answers what the bot cannot.
+
+    ``contact`` says where notifications go: ``cli`` (the command-line
+    inbox), ``slack:U0123ABC`` (a user) or ``slack:C0123ABC`` (a channel),
+    ``telegram:123456789`` (a chat id).
+    """
+
+    id: str
+    name: str
+    role: str = ""
+    topics: list[str] = field(default_factory=list)
+    contact: str = "cli"
+    hours: str = "Mon-Fri 09:00-17:00"
+    backup: str = ""
+    sees_all: bool = False
+
+
+@dataclass(frozen=True)
+class EscalationConfig:
+    """Who gets what by default, and the clock an escalation runs on."""
+
+    default_officer: str = "duty"
+    safeguarding_officer: str = "safeguarding"
+    reply_within_hours: float = 16.0
+    remind_after_hours: float = 4.0
+    reassign_after_hours: float = 8.0
+    timezone: str = "Europe/London"
+
+
+def _default_officers() -> list[OfficerConfig]:
+    return [OfficerConfig(**o) for o in config_defaults.OFFICERS]
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, with the folder relative paths start from."""
 
@@ -81,6 +115,8 @@ class Config:
     matcher: MatcherConfig = field(default_factory=MatcherConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    officers: list[OfficerConfig] = field(default_factory=_default_officers)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "built-in defaults"
 
@@ -133,6 +169,10 @@ def _section(cls: type, data: object, where: str) -> object:
         raise ConfigError(f"{where}: must be a table ([{where.rsplit(': ', 1)[-1]}])")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    for key in required:
+        if key not in data:
+            raise ConfigError(f"{where}: missing key {key!r}")
     values = {}
     for key, value in data.items():
         if key not in known:
@@ -156,7 +196,7 @@ def parse(data: dict, source: str, base_dir: Path) -> Config:
     for name, value in data.items():
         if name not in _SECTIONS:
             raise ConfigError(f"{source}: [{name}]: unknown section (known: {', '.join(sorted(_SECTIONS))})")
-        sections[name] = _section(hints[name], value, f"{source}: {name}")
+        sections[name] = _check_value(value, hints[name], f"{source}: {name}")
     config = Config(**sections, base_dir=base_dir, source=source)
     _check_limits(config)
     return config
@@ -173,6 +213,11 @@ def _check_limits(config: Config) -> None:
         raise ConfigError(f"{config.source}: matcher.max_options: must be from 2 to 9")
     if config.chat.max_message_chars < 10:
         raise ConfigError(f"{config.source}: chat.max_message_chars: must be at least 10")
+    from bot.routing import routing_problems
+
+    problems = routing_problems(config)
+    if problems:
+        raise ConfigError(f"{config.source}: {problems[0]}")
 
 
 def load(explicit: str | None = None) -> Config:

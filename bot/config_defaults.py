@@ -33,7 +33,65 @@ social_media_guidance accessibility welsh_language privacy housing_options
 safeguarding_adults safeguarding_children councillor_code_of_conduct
 social_media_policy member_development council_social_media digital_strategy
 emergencies officer_guide
+air_quality allotments animal_licensing antisocial_behaviour
+bereavement_services building_control bus_passes business_rates childcare
+citizenship_ceremonies commercial_waste community_grants consultations
+contaminated_land council_property council_tax_account empty_homes ev_charging
+event_applications flooding food_safety fostering_adoption free_school_meals
+highway_licences hmo_licensing home_adaptations jobs land_charges markets
+museums_and_arts parks pay_an_invoice premises_licensing private_renting
+public_toilets right_to_buy rights_of_way road_safety roadworks room_hire
+send_support stray_dogs street_naming taxi_licensing trading_standards
+traveller_encampments trees_and_hedges volunteering weddings
 """.split()
 
 PAGES = {name: f"{WEBSITE}/{name.replace('_', '-')}" for name in PAGE_NAMES}
 """Default web pages: the example site plus the page's name."""
+
+OFFICERS = [
+    {
+        "id": "duty",
+        "name": "Sam Patel",
+        "role": "Customer Services duty officer",
+        "topics": ["general", "digital", "information-governance", "democracy", "elections", "registration"],
+        "backup": "comms",
+    },
+    {
+        "id": "safeguarding",
+        "name": "Alex Morgan",
+        "role": "Safeguarding duty officer",
+        "topics": ["safeguarding"],
+        "hours": "Mon-Sun 00:00-23:59",
+        "backup": "duty",
+    },
+    {
+        "id": "waste",
+        "name": "Jo Evans",
+        "role": "Waste Services officer",
+        "topics": ["waste", "environment", "highways", "parking"],
+        "backup": "duty",
+    },
+    {
+        "id": "revenues",
+        "name": "Chris Lee",
+        "role": "Council Tax and Benefits officer",
+        "topics": ["council-tax", "benefits"],
+        "backup": "duty",
+    },
+    {
+        "id": "housing",
+        "name": "Ruth Okafor",
+        "role": "Housing Options officer",
+        "topics": ["housing", "adult-social-care", "education", "leisure", "planning"],
+        "backup": "duty",
+    },
+    {
+        "id": "comms",
+        "name": "Priya Shah",
+        "role": "Digital Communications lead",
+        "topics": ["social-media"],
+        "backup": "duty",
+    },
+]
+"""The fictional team of the embedded defaults; every one reads the
+command-line inbox (``councilbot escalations``)."""

@@ -1,23 +1,27 @@
 """The engine: one message in, a decision and replies out.
 
-``Engine.respond`` is the whole conversation logic as a function of the
-message and the conversation's state; ``Engine.handle`` wraps it with the
-store (dedupe, state, log and escalation in one transaction) and
-``Engine.preview`` runs it against empty state without writing anything.
-The engine never imports an adapter or a platform SDK.
+``Engine.respond`` is the conversation logic for one message given the
+conversation's state; ``Engine.handle`` wraps it in one transaction with the
+inbox (a platform's retry is answered once), the state, the message log and
+any escalation with its notifications; ``Engine.preview`` runs it on empty
+state and writes nothing. The engine never imports an adapter or a
+platform SDK: a notification to an officer on another platform is just an
+outbox row addressed to that platform.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from rapidfuzz import fuzz
 
 from bot import replies
 from bot.config import Config
+from bot.escalations import Desk, Ticket
 from bot.messages import IncomingMessage, Option, Outcome, OutgoingMessage
+from bot.outbox import Clock
 from bot.store import Store
 from intents.decision import Decision
 from intents.matcher import Matcher
@@ -31,32 +35,42 @@ LABEL_MATCH = 85.0
 TOPIC_FLOOR = 0.25
 _YES = {"yes", "y", "yeah", "yep", "yes please", "ok", "okay", "please", "sure", "go on", "aye"}
 _NUMBER = re.compile(r"^\s*(?:number|option|no\.?)?\s*(\d{1,3})\s*[.)]?\s*$", re.IGNORECASE)
+_REFERENCE = re.compile(r"\bCB-?([A-Z2-9]{6})\b", re.IGNORECASE)
+_UPDATE = re.compile(
+    r"\b(any|an|what s the|whats the|got an?|is there an?) ?(update|news|progress|reply|answer)\b|^update\b"
+)
+
+
+def utc_now() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
 
 
 @dataclass
 class Turn:
-    """What one message did: the outcome, the new state, any escalation."""
+    """What one message did: the outcome and the conversation's new state."""
 
     outcome: Outcome
     state: dict
-    escalation: dict | None = None
-    extra: list[OutgoingMessage] = field(default_factory=list)
-
-
-def new_reference() -> str:
-    """A short reference a person can read out on the phone (no 0/O or 1/I)."""
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return "CB-" + "".join(secrets.choice(alphabet) for _ in range(6))
 
 
 class Engine:
     """Decides what to say; does no I/O beyond the store it is given."""
 
-    def __init__(self, kb: KnowledgeBase, matcher: Matcher, config: Config, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        matcher: Matcher,
+        config: Config,
+        store: Store | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.kb = kb
         self.matcher = matcher
         self.config = config
         self.store = store
+        self.clock = clock
+        self.desk = Desk(store, config, clock)
         self.values = config.council.placeholders()
 
     # -- entry points -------------------------------------------------------
@@ -71,30 +85,37 @@ class Engine:
         with self.store.transaction():
             if self.store.seen(message.platform, message.event_id):
                 return None
-            turn = self.respond(message, self.store.state(message.platform, message.user))
+            turn = self.respond(message, self.store.state(message.platform, message.user), write=True)
             self.store.save_state(message.platform, message.user, turn.state)
-            self.store.log(message.platform, message.user, "in", clean(message.text))
-            self.store.log(
-                message.platform, message.user, "out", turn.outcome.text, turn.outcome.action, turn.outcome.intent or ""
-            )
-            if turn.escalation is not None:
-                self.store.add_escalation(turn.escalation)
-        return turn.outcome
+            self.store.log(message.platform, message.user, "in", clean(message.text)[:4000])
+            outcome = turn.outcome
+            self.store.log(message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or "")
+        return outcome
 
     def preview(self, text: str) -> Outcome:
         """What the bot would say to ``text`` from a new conversation; writes nothing."""
-        return self.respond(IncomingMessage("preview", "preview", text), {}).outcome
+        return self.respond(IncomingMessage("preview", "preview", text), {}, write=False).outcome
 
     # -- the conversation ---------------------------------------------------
 
-    def respond(self, message: IncomingMessage, state: dict) -> Turn:
-        """The reply to ``message`` given the conversation's ``state``."""
+    def respond(self, message: IncomingMessage, state: dict, write: bool = False) -> Turn:
+        """The reply to ``message`` given the conversation's ``state``.
+
+        With ``write`` the escalations it opens are stored (the caller holds
+        the transaction); without, they are only planned.
+        """
         text = clean(message.text)
         limit = self.config.chat.max_message_chars
         if not fold(text):
             return self._say(message, state, replies.empty(), "clarify", keep=True)
         if len(text) > limit:
             return self._say(message, state, replies.too_long(len(text), limit), "clarify", keep=True)
+        open_one = self.desk.open_for(message.platform, message.user) if write else None
+        reference = _REFERENCE.search(text)
+        if write and reference:
+            return self._status(message, state, "CB-" + reference.group(1).upper())
+        if open_one is not None and _UPDATE.search(fold(text)):
+            return self._say(message, state, self.desk.status_text(open_one), "answer")
         pending = [Option(i, label) for i, label in state.get("pending", [])]
         number = _NUMBER.match(text)
         if number:
@@ -103,23 +124,39 @@ class Engine:
             n = int(number.group(1))
             if not 1 <= n <= len(pending):
                 return self._say(message, state, replies.out_of_range(len(pending)), "clarify", keep=True)
-            return self._intent(message, state, pending[n - 1].id, 1.0, text, chosen=True)
+            return self._intent(message, state, pending[n - 1].id, 1.0, text, write, chosen=True)
         decision = self.matcher.match(text)
         if pending and not decision.safety:
             chosen = self._chosen(text, pending, decision)
             if chosen is not None:
-                return self._intent(message, state, chosen, 1.0, text, chosen=True)
+                return self._intent(message, state, chosen, 1.0, text, write, chosen=True)
+        if open_one is not None and not decision.safety and self._adds_to(decision):
+            self.desk.add_detail(open_one, text)
+            officer = self.desk.officer_on(open_one)
+            return self._say(message, state, replies.detail_added(open_one["ref"], officer.name), "escalate")
         if decision.action == "answer" and decision.intent is not None:
-            return self._intent(message, state, decision.intent, decision.confidence, text)
+            return self._intent(message, state, decision.intent, decision.confidence, text, write)
         if decision.action == "clarify":
             options = [Option(i, self._title(i)) for i in decision.options]
             options.append(Option(HANDOFF, replies.choice_prompt()))
             turn = self._say(message, state, replies.clarify(options), "clarify", options=options)
-            turn.outcome = _replace(turn.outcome, confidence=decision.confidence, options=decision.options)
+            turn.outcome = replace(turn.outcome, confidence=decision.confidence, options=decision.options)
             turn.state["question"] = text
             return turn
-        topic = self._likely_topic(decision)
-        return self._handoff(message, state, text, topic, decision.confidence, intent=None)
+        return self._handoff(message, state, text, self._likely_topic(decision), decision.confidence, None, write)
+
+    def _adds_to(self, decision: Decision) -> bool:
+        """Whether a message in a conversation with an open escalation is more detail for it."""
+        if decision.action != "answer" or decision.intent is None:
+            return True
+        entry = self.kb.get(decision.intent)
+        return entry is not None and (entry.kind in ("handoff", "route") or entry.id == COMPLAINT)
+
+    def _status(self, message: IncomingMessage, state: dict, ref: str) -> Turn:
+        escalation = self.desk.find(ref)
+        if escalation is None or (escalation["platform"], escalation["user"]) != (message.platform, message.user):
+            return self._say(message, state, replies.unknown_reference(ref), "clarify")
+        return self._say(message, state, self.desk.status_text(escalation), "answer")
 
     def _chosen(self, text: str, pending: list[Option], decision: Decision) -> str | None:
         folded = fold(text)
@@ -141,29 +178,24 @@ class Engine:
         intent: str,
         confidence: float,
         text: str,
+        write: bool,
         chosen: bool = False,
     ) -> Turn:
         entry = self.kb.get(intent)
         if entry is None:
-            return self._handoff(message, state, text, "general", confidence, intent=None)
+            return self._handoff(message, state, text, "general", confidence, None, write)
         if entry.kind == "handoff":
             question = state.get("question") or text
-            return self._handoff(message, state, question, state.get("topic", "general"), confidence, intent)
+            return self._handoff(message, state, question, state.get("topic", "general"), confidence, intent, write)
         if entry.kind == "safety":
-            return self._safety(message, state, entry, text)
+            return self._safety(message, state, entry, text, write)
+        if entry.kind == "route":
+            return self._handoff(message, state, text, entry.topic, confidence, intent, write, preface=entry)
         body = render(entry.answer, self.values)
         if entry.id == COMPLAINT:
             option = Option(HANDOFF, replies.choice_prompt())
-            turn = self._say(
-                message,
-                state,
-                f"{body}\n\n{replies.offer_person(self.config.council)}",
-                "answer",
-                intent=intent,
-                confidence=confidence,
-                options=[option],
-            )
-            return turn
+            body = f"{body}\n\n{replies.offer_person()}"
+            return self._say(message, state, body, "answer", intent=intent, confidence=confidence, options=[option])
         options = [Option(f, self._title(f)) for f in entry.follow_ups if self.kb.get(f)]
         if options:
             body = f"{body}\n\n{replies.follow_ups(options)}"
@@ -174,36 +206,38 @@ class Engine:
                 turn.state["question"] = text
         return turn
 
-    def _safety(self, message: IncomingMessage, state: dict, entry: Answer, text: str) -> Turn:
-        reference = new_reference()
-        body = f"{render(entry.answer, self.values)}\n\n{replies.urgent_flagged(self.config.council, reference)}"
+    def _ticket(
+        self, message: IncomingMessage, topic: str, intent: str | None, question: str, urgent: bool, write: bool
+    ) -> Ticket:
+        if write:
+            return self.desk.open(message, topic, intent, question, urgent)
+        return self.desk.plan(topic, urgent, ref="CB-PREVIEW")
+
+    def _safety(self, message: IncomingMessage, state: dict, entry: Answer, text: str, write: bool) -> Turn:
+        ticket = self._ticket(message, entry.topic, entry.id, text, True, write)
+        body = f"{render(entry.answer, self.values)}\n\n{replies.urgent_flagged(ticket)}"
         turn = self._say(message, state, body, "answer", intent=entry.id, confidence=1.0)
-        turn.outcome = _replace(turn.outcome, urgent=True)
-        turn.escalation = self._escalation(message, reference, entry.topic, entry.id, text, urgent=True)
+        turn.outcome = replace(turn.outcome, urgent=True, officer=ticket.officer.id, reference=ticket.ref)
         return turn
 
     def _handoff(
-        self, message: IncomingMessage, state: dict, question: str, topic: str, confidence: float, intent: str | None
+        self,
+        message: IncomingMessage,
+        state: dict,
+        question: str,
+        topic: str,
+        confidence: float,
+        intent: str | None,
+        write: bool,
+        preface: Answer | None = None,
     ) -> Turn:
-        reference = new_reference()
-        body = replies.handed_off(self.config.council, reference, "a member of our team")
+        ticket = self._ticket(message, topic, intent, question, False, write)
+        body = replies.handed_off(self.config.council, ticket)
+        if preface is not None:
+            body = f"{render(preface.answer, self.values)}\n\n{body}"
         turn = self._say(message, state, body, "escalate", intent=intent, confidence=confidence)
-        turn.escalation = self._escalation(message, reference, topic, intent, question, urgent=False)
+        turn.outcome = replace(turn.outcome, officer=ticket.officer.id, reference=ticket.ref)
         return turn
-
-    def _escalation(
-        self, message: IncomingMessage, reference: str, topic: str, intent: str | None, question: str, urgent: bool
-    ) -> dict:
-        return {
-            "ref": reference,
-            "platform": message.platform,
-            "user": message.user,
-            "conversation": message.address,
-            "topic": topic,
-            "intent": intent or "",
-            "question": question,
-            "urgent": int(urgent),
-        }
 
     def _say(
         self,
@@ -219,13 +253,12 @@ class Engine:
     ) -> Turn:
         options = options or []
         new_state = {k: v for k, v in state.items() if k in ("topic", "question")}
-        if keep:
-            new_state["pending"] = state.get("pending", [])
+        if keep and state.get("pending"):
+            new_state["pending"] = state["pending"]
         elif options:
             new_state["pending"] = [[o.id, o.label] for o in options]
         reply = OutgoingMessage(message.platform, message.address, text, tuple(options))
-        outcome = Outcome(action, intent, round(confidence, 4), (reply,))
-        return Turn(outcome, new_state)
+        return Turn(Outcome(action, intent, round(confidence, 4), (reply,)), new_state)
 
     def _title(self, intent: str) -> str:
         entry = self.kb.get(intent)
@@ -234,12 +267,6 @@ class Engine:
     def _likely_topic(self, decision: Decision) -> str:
         for candidate in decision.candidates[:1]:
             entry = self.kb.get(candidate.intent)
-            if entry is not None and candidate.score >= TOPIC_FLOOR and entry.kind == "faq":
+            if entry is not None and candidate.score >= TOPIC_FLOOR and entry.kind in ("faq", "route"):
                 return entry.topic
         return "general"
-
-
-def _replace(outcome: Outcome, **changes: object) -> Outcome:
-    from dataclasses import replace
-
-    return replace(outcome, **changes)

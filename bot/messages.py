@@ -56,6 +56,7 @@ class Outcome:
     options: tuple[str, ...] = ()
     officer: str | None = None
     urgent: bool = False
+    reference: str | None = None
 
     @property
     def text(self) -> str:

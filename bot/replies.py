@@ -7,6 +7,7 @@ number is written here.
 from __future__ import annotations
 
 from bot.config import CouncilConfig
+from bot.escalations import Ticket
 from bot.messages import Option
 
 
@@ -52,26 +53,40 @@ def follow_ups(options: list[Option]) -> str:
     return f"You might also want:\n{numbered(options)}"
 
 
-def offer_person(council: CouncilConfig) -> str:
+def offer_person() -> str:
     """After 'that didn't help': offer a person."""
     return "Would you like me to pass your question to a person at the council? Reply 'yes' or 'talk to a person'."
 
 
-def handed_off(council: CouncilConfig, reference: str, who: str) -> str:
-    """Tell the person their question has gone to a person, with a reference."""
+def handed_off(council: CouncilConfig, ticket: Ticket) -> str:
+    """Tell the person who has their question, the reference and when to expect a reply."""
+    officer = ticket.officer
+    who = f"{officer.name}, {officer.role}," if officer.role else f"{officer.name},"
     return (
-        f"I've passed your question to {who} at {council.name}. Your reference is {reference}. "
-        f"They usually reply within {council.reply_target}, here in this chat. "
+        f"I've passed your question to {who} at {council.name}. Your reference is {ticket.ref}. "
+        f"They aim to reply {ticket.due_text}, here in this chat. "
         f"If it's urgent, call {council.phone} ({council.opening_hours})."
     )
 
 
-def urgent_flagged(council: CouncilConfig, reference: str) -> str:
-    """Added to a safety answer: a person has been alerted."""
+def urgent_flagged(ticket: Ticket) -> str:
+    """Added to a safety answer: a named person has been alerted."""
+    officer = ticket.officer
+    who = f"{officer.name}, {officer.role}" if officer.role else officer.name
     return (
-        f"I've also alerted the safeguarding duty team at {council.name} (reference {reference}). "
+        f"I've also alerted {who} (reference {ticket.ref}). "
         "This chat is not watched all the time, so please use the numbers above if you need help now."
     )
+
+
+def detail_added(reference: str, name: str) -> str:
+    """A follow-up added to an open escalation."""
+    return f"Thanks, I've added that to your question {reference}. {name} will see it."
+
+
+def unknown_reference(reference: str) -> str:
+    """A reference that is not this person's."""
+    return f"I can't find {reference} in this conversation. Please check the reference, or ask me your question again."
 
 
 def choice_prompt() -> str:

@@ -51,7 +51,57 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Named officers, escalation timers, notes, the outbox and KB suggestions."""
+    table = db["escalations"]
+    for column, kind in (
+        ("officer", str),
+        ("claimed_by", str),
+        ("claimed_at", str),
+        ("due_at", str),
+        ("remind_at", str),
+        ("reassign_at", str),
+        ("reminded_at", str),
+        ("reassigned_at", str),
+        ("closed_at", str),
+        ("close_note", str),
+        ("updated_at", str),
+    ):
+        table.add_column(column, kind)
+    table.create_index(["status"])
+    db["escalation_notes"].create(
+        {"id": int, "ref": str, "author": str, "kind": str, "text": str, "at": str},
+        pk="id",
+        foreign_keys=[("ref", "escalations", "ref")],
+    )
+    db["escalation_notes"].create_index(["ref"])
+    db["outbox"].create(
+        {
+            "id": int,
+            "platform": str,
+            "conversation": str,
+            "text": str,
+            "options": str,
+            "purpose": str,
+            "ref": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+    )
+    db["outbox"].create_index(["status", "next_attempt_at"])
+    db["officer_inbox"].create({"id": int, "officer": str, "ref": str, "text": str, "at": str, "read": int}, pk="id")
+    db["suggestions"].create(
+        {"id": int, "ref": str, "topic": str, "question": str, "answer": str, "officer": str, "at": str},
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 """Schema changes in order; the database records how many it has had."""
 
 

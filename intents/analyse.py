@@ -9,6 +9,7 @@ match the small-talk entries.
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import pairwise
 
 import snowballstemmer
 
@@ -51,3 +52,11 @@ def terms_of(words: list[str]) -> list[str]:
     for word in content:
         seen.setdefault(stem(word), None)
     return list(seen)
+
+
+def features(terms: list[str]) -> list[str]:
+    """Terms plus each pair of neighbouring terms ("miss bin", "text relay").
+
+    Pairs catch phrases whose words are common apart but telling together.
+    """
+    return terms + [f"{a} {b}" for a, b in pairwise(terms)]

@@ -13,13 +13,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from intents.analyse import Analyser, terms_of
-
+from intents.analyse import Analyser, features, terms_of
 
 SUPPORT_SHARE = 0.2
 """A term in this share of an intent's examples counts fully towards coverage;
 a term in fewer counts in proportion, so one incidental word weighs little."""
 
+
+PAIR_FACTOR = 0.5
+"""Weight of a pair of neighbouring terms relative to a single term's."""
 
 UNKNOWN_FACTOR = 1.0
 """Weight of a word the knowledge base has never seen, as a share of the
@@ -58,7 +60,7 @@ class Index:
         for intent, text in pairs:
             normal = analyser.words(text)
             words.update(w for w in normal if len(w) > 3 and not w.isdigit())
-            terms = frozenset(terms_of(normal))
+            terms = frozenset(features(terms_of(normal)))
             if terms:
                 raw.append((intent, text, terms))
                 sizes[intent] += 1
@@ -69,7 +71,10 @@ class Index:
             for term in terms:
                 document_frequency[term] += 1
         n = max(len(vocab), 1)
-        idf = {t: math.log((n + 1) / (df + 0.5)) for t, df in document_frequency.items()}
+        idf = {
+            t: math.log((n + 1) / (df + 0.5)) * (PAIR_FACTOR if " " in t else 1.0)
+            for t, df in document_frequency.items()
+        }
         index = cls(analyser=analyser, idf=idf, words=sorted(words))
         index.unknown_weight = UNKNOWN_FACTOR * math.log((n + 1) / 1.5)
         postings: dict[str, list[int]] = defaultdict(list)

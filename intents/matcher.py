@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from rapidfuzz import fuzz, process
 
 from intents import safety
-from intents.analyse import Analyser, stem, terms_of
+from intents.analyse import Analyser, features, stem, terms_of
 from intents.decision import Candidate, Decision, Thresholds, decide
 from intents.index import Index
 from intents.normalise import Synonyms, fold
@@ -73,12 +73,13 @@ class Matcher:
 
     def rank(self, text: str) -> list[Candidate]:
         """Every intent sharing a term with ``text``, best first."""
-        terms = terms_of(self.repair(self.analyser.words(text)))
+        terms = features(terms_of(self.repair(self.analyser.words(text))))
         if not terms:
             return []
-        weights = {t: self.index.weight(t) for t in terms}
+        weights = {t: self.index.weight(t) for t in terms if " " not in t or t in self.index.idf}
         total = sum(weights.values())
         best: dict[str, tuple[float, str]] = defaultdict(lambda: (0.0, ""))
+        terms = list(weights)
         for term in terms:
             for position in self.index.postings.get(term, ()):
                 example = self.index.examples[position]

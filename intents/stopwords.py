@@ -18,6 +18,11 @@ STOPWORDS = frozenset(
     yourself yourselves im ive id ill youre youve
     still really just ok okay um erm er oh ah hmm want wanted wants need needs
     know tell told help one way bit lot lots thing things go going
+    actually actual basically honestly honest even though exactly exact much many
+    surely sure literally maybe perhaps probably quite rather anyway anyways
+    stuff etc eg ie e g i e also already yet ever every else
+    say says said see seen put puts give gives gave take takes took make makes made
+    keep keeps kept think thought reckon reckons guess mean means meant
     """.split()
 )
 """Stop words; the analyser keeps them when they are all a message has."""

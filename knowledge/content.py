@@ -15,7 +15,7 @@ BUNDLED = Path(__file__).resolve().parent / "content"
 """The content shipped with councilbot."""
 
 SYNONYMS_FILE = "synonyms.toml"
-KINDS = ("faq", "smalltalk", "safety", "handoff")
+KINDS = ("faq", "smalltalk", "safety", "handoff", "route")
 AUDIENCES = ("resident", "councillor", "officer", "anyone")
 REQUIRED = ("id", "kind", "topic", "audience", "questions", "answer")
 OPTIONAL = ("title", "follow_ups")

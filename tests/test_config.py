@@ -190,9 +190,9 @@ def test_not_utf8(isolated: Path) -> None:
 
 
 def test_parse_directly(tmp_path: Path) -> None:
-    config = parse({"council": {"name": "X", "reply_target": "5 days"}}, "inline", tmp_path)
+    config = parse({"council": {"name": "X", "opening_hours": "9 to 5"}}, "inline", tmp_path)
     assert config.council.name == "X"
-    assert config.council.reply_target == "5 days"
+    assert config.council.opening_hours == "9 to 5"
     assert config.source == "inline"
     assert config.base_dir == tmp_path
     with pytest.raises(ConfigError, match="inline"):

@@ -1,0 +1,150 @@
+"""The persistent outbox and the dispatcher that empties it.
+
+Every message the bot owes someone other than the sender of the message in
+hand (an officer's notification, a reply relayed to a resident, a reminder)
+is written to the ``outbox`` table in the same transaction as the change
+that caused it. The dispatcher sends due rows through the sender of their
+platform, retrying with exponential back-off (or the platform's own
+``retry_after``) until delivered. A row that keeps failing is marked
+``failed`` and shown by ``councilbot escalations outbox``; a recipient who
+blocked the bot is marked ``blocked``. Nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.messages import Option, OutgoingMessage
+from bot.store import Store
+
+Clock = Callable[[], datetime]
+Sender = Callable[[OutgoingMessage], None]
+
+MAX_ATTEMPTS = 10
+BASE_DELAY = 2.0
+MAX_DELAY = 900.0
+
+
+class DeliveryError(Exception):
+    """A send that did not go through.
+
+    ``retry_after`` is the platform's requested wait in seconds (HTTP 429);
+    ``permanent`` means retrying cannot help (the bot was blocked, the chat
+    was deleted, the token was revoked).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+def enqueue(store: Store, message: OutgoingMessage, purpose: str, ref: str, now: datetime) -> int:
+    """Add ``message`` to the outbox; call inside the transaction that caused it."""
+    table = store.db["outbox"]
+    table.insert(
+        {
+            "platform": message.platform,
+            "conversation": message.conversation,
+            "text": message.text,
+            "options": json.dumps([[o.id, o.label] for o in message.options]),
+            "purpose": purpose,
+            "ref": ref,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now.isoformat(),
+            "last_error": "",
+            "created_at": now.isoformat(),
+            "sent_at": "",
+        }
+    )
+    return int(table.last_pk)
+
+
+def as_message(row: Mapping) -> OutgoingMessage:
+    """The outgoing message an outbox row holds."""
+    options = tuple(Option(i, label) for i, label in json.loads(row["options"] or "[]"))
+    return OutgoingMessage(row["platform"], row["conversation"], row["text"], options)
+
+
+@dataclass
+class Dispatcher:
+    """Sends due outbox rows through the senders it was given, one platform each."""
+
+    store: Store
+    senders: Mapping[str, Sender]
+    clock: Clock
+    max_attempts: int = MAX_ATTEMPTS
+    conversation: str | None = None
+    """Serve only this conversation (the terminal chat delivers to its own user)."""
+
+    def due(self, now: datetime) -> list[dict]:
+        """Pending rows whose time has come, for platforms this dispatcher serves."""
+        if not self.senders:
+            return []
+        marks = ",".join("?" for _ in self.senders)
+        sql = f"select * from outbox where status = 'pending' and next_attempt_at <= ? and platform in ({marks})"
+        args: list = [now.isoformat(), *self.senders]
+        if self.conversation is not None:
+            sql += " and conversation = ?"
+            args.append(self.conversation)
+        return list(self.store.db.query(sql + " order by id", args))
+
+    def run_once(self) -> int:
+        """Try every due row once; return how many were delivered."""
+        delivered = 0
+        for row in self.due(self.clock()):
+            sender = self.senders[row["platform"]]
+            try:
+                sender(as_message(row))
+            except DeliveryError as error:
+                self._failed(row, error)
+                continue
+            except Exception as error:  # a sender bug must not stop the others
+                self._failed(row, DeliveryError(f"{type(error).__name__}: {error}"))
+                continue
+            with self.store.transaction():
+                self.store.db.execute(
+                    "update outbox set status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = '' "
+                    "where id = ?",
+                    [self.clock().isoformat(), row["id"]],
+                )
+            delivered += 1
+        return delivered
+
+    def _failed(self, row: Mapping, error: DeliveryError) -> None:
+        attempts = row["attempts"] + 1
+        if error.permanent:
+            status, wait = "blocked", 0.0
+        elif attempts >= self.max_attempts:
+            status, wait = "failed", 0.0
+        else:
+            status = "pending"
+            wait = (
+                error.retry_after if error.retry_after is not None else min(BASE_DELAY * 2 ** (attempts - 1), MAX_DELAY)
+            )
+        later = self.clock() + timedelta(seconds=wait)
+        with self.store.transaction():
+            self.store.db.execute(
+                "update outbox set status = ?, attempts = ?, next_attempt_at = ?, last_error = ? where id = ?",
+                [status, attempts, later.isoformat(), str(error)[:500], row["id"]],
+            )
+
+
+def problems(store: Store) -> list[dict]:
+    """Outbox rows that could not be delivered (failed or blocked)."""
+    return list(store.db.query("select * from outbox where status in ('failed', 'blocked') order by id"))
+
+
+def retry(store: Store, row_id: int, now: datetime) -> bool:
+    """Put a failed row back in the queue; True if there was one."""
+    with store.transaction():
+        cursor = store.db.execute(
+            "update outbox set status = 'pending', attempts = 0, next_attempt_at = ? "
+            "where id = ? and status in ('failed', 'blocked')",
+            [now.isoformat(), row_id],
+        )
+    return cursor.rowcount > 0
