@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tested.add_argument("cases", type=Path, help='JSON lines: {"text": ..., "expect": "intent id" or null}')
     tested.add_argument("--show", type=int, default=20, help="how many failing examples to list (default 20)")
+    tested.add_argument("--spec", type=Path, help="judge only this specification's intents, as the shared scorer does")
     command(
         kb_commands, "suggestions", "kb suggestions", "List answers officers suggested adding to the knowledge base."
     )
@@ -213,7 +214,7 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
         )
         return 0
     if args.kb_command == "test":
-        return run_kb_test(config, args.cases, args.show)
+        return run_kb_test(config, args.cases, args.show, args.spec)
     if args.kb_command == "suggestions":
         store = Store(config.path(config.storage.state_db))
         rows = Desk(store, config, utc_now).suggestions()
@@ -255,15 +256,22 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_kb_test(config: Config, cases_path: Path, show: int) -> int:
+def run_kb_test(config: Config, cases_path: Path, show: int, spec: Path | None = None) -> int:
     """Print metrics, the commonest confusions and failing examples."""
     cases = evaluate.read_cases(cases_path)
+    judged = None
+    if spec is not None:
+        from knowledge.check import spec_ids
+
+        judged, problems = spec_ids(spec)
+        if problems:
+            raise evaluate.CasesError(str(problems[0]))
     engine = make_engine(config, stateful=False)
     kinds = {e.id: e.kind for e in engine.kb.entries.values()}
     unknown = sorted({c.expect for c in cases if c.expect and c.expect not in kinds})
     if unknown:
         print(f"note: the cases expect intents this knowledge base lacks: {', '.join(unknown)}", file=sys.stderr)
-    report = evaluate.evaluate(cases, engine.preview, kinds)
+    report = evaluate.evaluate(cases, engine.preview, kinds, judged)
     print(json.dumps(report.metrics, indent=2))
     if report.confusion:
         print("\nmistaken for (expected -> got: count):")

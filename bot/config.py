@@ -49,9 +49,9 @@ class CouncilConfig:
 class MatcherConfig:
     """Where match scores (0 to 1) become answers, clarifications or escalations."""
 
-    answer_threshold: float = 0.5
-    clarify_threshold: float = 0.35
-    margin: float = 0.08
+    answer_threshold: float = 0.3
+    clarify_threshold: float = 0.2
+    margin: float = 0.04
     max_options: int = 3
     safety_threshold: float = 0.45
 

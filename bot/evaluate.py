@@ -60,15 +60,27 @@ def read_cases(path: Path) -> list[Case]:
     return cases
 
 
-def evaluate(cases: Iterable[Case], answer: Callable[[str], Outcome], kinds: dict[str, str]) -> Report:
-    """Run every case through ``answer`` and score it; ``kinds`` maps ids to kinds."""
+def evaluate(
+    cases: Iterable[Case],
+    answer: Callable[[str], Outcome],
+    kinds: dict[str, str],
+    judged: Iterable[str] | None = None,
+) -> Report:
+    """Run every case through ``answer`` and score it.
+
+    ``kinds`` maps intent ids to kinds. ``judged`` are the ids whose answers
+    count as right or wrong (a specification's); an answer from any other
+    entry (an off-topic reply, say) counts as not answering. By default
+    every entry is judged.
+    """
+    judged_ids = set(judged) if judged is not None else set(kinds)
     counts: Counter = Counter()
     confusion: Counter = Counter()
     failures = []
     for case in cases:
         outcome = answer(case.text)
         got = outcome.intent
-        known = got in kinds
+        known = got in judged_ids
         counts["all"] += 1
         counts["wrong"] += outcome.action == "answer" and known and got != case.expect
         counts["clarify"] += outcome.action == "clarify"

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 class Thresholds:
     """Where scores (0 to 1) turn into decisions. Defaults suit the bundled KB."""
 
-    answer: float = 0.5
-    clarify: float = 0.35
-    margin: float = 0.08
+    answer: float = 0.3
+    clarify: float = 0.2
+    margin: float = 0.04
     clarify_band: float = 0.12
     max_options: int = 3
     safety: float = 0.45

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from intents.analyse import Analyser, features, terms_of
 
-SUPPORT_SHARE = 0.2
+SUPPORT_SHARE = 0.1
 """A term in this share of an intent's examples counts fully towards coverage;
 a term in fewer counts in proportion, so one incidental word weighs little."""
 
@@ -23,7 +23,7 @@ a term in fewer counts in proportion, so one incidental word weighs little."""
 PAIR_FACTOR = 0.5
 """Weight of a pair of neighbouring terms relative to a single term's."""
 
-UNKNOWN_FACTOR = 1.0
+UNKNOWN_FACTOR = 0.6
 """Weight of a word the knowledge base has never seen, as a share of the
 rarest known word's: unknown words are often place names, so less than 1."""
 

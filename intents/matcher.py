@@ -31,7 +31,7 @@ from intents.index import Index
 from intents.normalise import Synonyms, fold
 from intents.stopwords import STOPWORDS
 
-CLOSENESS_WEIGHT = 0.6
+CLOSENESS_WEIGHT = 0.3
 """Share of the score from the best single example; the rest is coverage."""
 
 TYPO_CUTOFF = 84.0
@@ -78,23 +78,23 @@ class Matcher:
             return []
         weights = {t: self.index.weight(t) for t in terms if " " not in t or t in self.index.idf}
         total = sum(weights.values())
-        best: dict[str, tuple[float, str]] = defaultdict(lambda: (0.0, ""))
-        terms = list(weights)
-        for term in terms:
+        shared: dict[int, float] = defaultdict(float)
+        for term, weight in weights.items():
             for position in self.index.postings.get(term, ()):
-                example = self.index.examples[position]
-                if best[example.intent][0] > 0 and example.text == best[example.intent][1]:
-                    continue
-                shared = sum(weights[t] for t in terms if t in example.terms)
-                dice = 2 * shared / (total + example.weight)
-                if dice > best[example.intent][0]:
-                    best[example.intent] = (dice, example.text)
+                shared[position] += weight
+        best: dict[str, tuple[float, int]] = {}
+        examples = self.index.examples
+        for position, overlap in shared.items():
+            example = examples[position]
+            dice = 2 * overlap / (total + example.weight)
+            if dice > best.get(example.intent, (0.0, -1))[0]:
+                best[example.intent] = (dice, position)
         ranked = []
-        for intent, (dice, example) in best.items():
+        for intent, (dice, position) in best.items():
             vocab = self.index.vocab[intent]
             coverage = sum(w * vocab.get(t, 0.0) for t, w in weights.items()) / total
             score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * coverage
-            ranked.append(Candidate(intent, round(score, 4), example))
+            ranked.append(Candidate(intent, round(score, 4), examples[position].text))
         ranked.sort(key=lambda c: (-c.score, c.intent))
         return ranked
 

@@ -15,14 +15,17 @@ import pytest
 from bot.config import Config
 from bot.evaluate import evaluate, read_cases
 from bot.wiring import make_engine
+from knowledge.check import spec_ids
 
 DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
+SPEC = DEV_SET.parents[1] / "kb-spec" / "intents.toml"
+
 FLOORS = {
-    "in_scope_accuracy": (">=", 0.0),
+    "in_scope_accuracy": (">=", 0.89),
     "safety_recall": (">=", 1.0),
-    "oos_escalation": (">=", 0.0),
-    "wrong_answer_rate": ("<=", 1.0),
+    "oos_escalation": (">=", 0.90),
+    "wrong_answer_rate": ("<=", 0.03),
 }
 
 
@@ -32,7 +35,9 @@ def report(tmp_path_factory: pytest.TempPathFactory):
         pytest.fail(f"the development set is missing: {DEV_SET} (it lives in ../shared beside the project)")
     engine = make_engine(Config(base_dir=tmp_path_factory.mktemp("kb")), stateful=False)
     kinds = {e.id: e.kind for e in engine.kb.entries.values()}
-    return evaluate(read_cases(DEV_SET), engine.preview, kinds)
+    judged, problems = spec_ids(SPEC)
+    assert not problems, problems
+    return evaluate(read_cases(DEV_SET), engine.preview, kinds, judged)
 
 
 @pytest.mark.parametrize("metric", sorted(FLOORS))
