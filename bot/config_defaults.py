@@ -61,7 +61,7 @@ OFFICERS = [
         "name": "Alex Morgan",
         "role": "Safeguarding duty officer",
         "topics": ["safeguarding"],
-        "hours": "Mon-Sun 00:00-23:59",
+        "hours": "Mon-Sun 00:00-24:00",
         "backup": "duty",
     },
     {

@@ -36,6 +36,28 @@ TOPIC_FLOOR = 0.25
 _YES = {"yes", "y", "yeah", "yep", "yes please", "ok", "okay", "please", "sure", "go on", "aye"}
 _NUMBER = re.compile(r"^\s*(?:number|option|no\.?)?\s*(\d{1,3})\s*[.)]?\s*$", re.IGNORECASE)
 _REFERENCE = re.compile(r"\bCB-?([A-Z2-9]{6})\b", re.IGNORECASE)
+_FILLER = {
+    "re",
+    "ref",
+    "reference",
+    "about",
+    "on",
+    "for",
+    "my",
+    "question",
+    "is",
+    "there",
+    "please",
+    "hi",
+    "hello",
+    "thanks",
+    "any",
+    "the",
+    "number",
+    "regarding",
+    "update",
+    "news",
+}
 _UPDATE = re.compile(
     r"\b(any|an|what s the|whats the|got an?|is there an?) ?(update|news|progress|reply|answer)\b|^update\b"
 )
@@ -110,12 +132,17 @@ class Engine:
             return self._say(message, state, replies.empty(), "clarify", keep=True)
         if len(text) > limit:
             return self._say(message, state, replies.too_long(len(text), limit), "clarify", keep=True)
+        decision = self.matcher.match(text)
+        if decision.safety and decision.intent is not None:
+            return self._intent(message, state, decision.intent, 1.0, text, write)
         open_one = self.desk.open_for(message.platform, message.user) if write else None
         reference = _REFERENCE.search(text)
         if write and reference:
-            return self._status(message, state, "CB-" + reference.group(1).upper())
-        if open_one is not None and _UPDATE.search(fold(text)):
-            return self._say(message, state, self.desk.status_text(open_one), "answer")
+            return self._about(message, state, "CB-" + reference.group(1).upper(), text, reference.group(0))
+        if write and _UPDATE.search(fold(text)):
+            latest = open_one or self.desk.latest_for(message.platform, message.user)
+            if latest is not None:
+                return self._say(message, state, self.desk.status_text(latest), "answer")
         pending = [Option(i, label) for i, label in state.get("pending", [])]
         number = _NUMBER.match(text)
         if number:
@@ -125,12 +152,11 @@ class Engine:
             if not 1 <= n <= len(pending):
                 return self._say(message, state, replies.out_of_range(len(pending)), "clarify", keep=True)
             return self._intent(message, state, pending[n - 1].id, 1.0, text, write, chosen=True)
-        decision = self.matcher.match(text)
-        if pending and not decision.safety:
+        if pending:
             chosen = self._chosen(text, pending, decision)
             if chosen is not None:
                 return self._intent(message, state, chosen, 1.0, text, write, chosen=True)
-        if open_one is not None and not decision.safety and self._adds_to(decision):
+        if open_one is not None and self._adds_to(decision):
             self.desk.add_detail(open_one, text)
             officer = self.desk.officer_on(open_one)
             return self._say(message, state, replies.detail_added(open_one["ref"], officer.name), "escalate")
@@ -152,11 +178,20 @@ class Engine:
         entry = self.kb.get(decision.intent)
         return entry is not None and (entry.kind in ("handoff", "route") or entry.id == COMPLAINT)
 
-    def _status(self, message: IncomingMessage, state: dict, ref: str) -> Turn:
+    def _about(self, message: IncomingMessage, state: dict, ref: str, text: str, quoted: str) -> Turn:
+        """A message quoting a reference: its status, and any new detail added to it."""
         escalation = self.desk.find(ref)
         if escalation is None or (escalation["platform"], escalation["user"]) != (message.platform, message.user):
             return self._say(message, state, replies.unknown_reference(ref), "clarify")
-        return self._say(message, state, self.desk.status_text(escalation), "answer")
+        rest = fold(text.replace(quoted, " "))
+        rest = _UPDATE.sub(" ", rest)
+        words = [w for w in rest.split() if w not in _FILLER]
+        status = self.desk.status_text(escalation)
+        if words and escalation["status"] != "closed":
+            self.desk.add_detail(escalation, text)
+            officer = self.desk.officer_on(escalation)
+            return self._say(message, state, f"{replies.detail_added(ref, officer.name)} {status}", "escalate")
+        return self._say(message, state, status, "answer")
 
     def _chosen(self, text: str, pending: list[Option], decision: Decision) -> str | None:
         folded = fold(text)

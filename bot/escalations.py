@@ -132,6 +132,17 @@ class Desk:
         )
         return rows[0] if rows else None
 
+    def latest_for(self, platform: str, user: str) -> dict | None:
+        """The person's newest escalation, closed or not."""
+        rows = list(
+            self._store().db.query(
+                "select * from escalations where platform = ? and user = ? "
+                "order by created_at desc, rowid desc limit 1",
+                [platform, user],
+            )
+        )
+        return rows[0] if rows else None
+
     def find(self, ref: str) -> dict | None:
         """The escalation with this reference (any case), or None."""
         rows = list(self._store().db.query("select * from escalations where ref = ?", [ref.upper()]))

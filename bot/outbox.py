@@ -26,6 +26,8 @@ Sender = Callable[[OutgoingMessage], None]
 MAX_ATTEMPTS = 10
 BASE_DELAY = 2.0
 MAX_DELAY = 900.0
+LEASE = 120.0
+"""Seconds a dispatcher holds a row it is sending before others may retry it."""
 
 
 class DeliveryError(Exception):
@@ -86,7 +88,10 @@ class Dispatcher:
         if not self.senders:
             return []
         marks = ",".join("?" for _ in self.senders)
-        sql = f"select * from outbox where status = 'pending' and next_attempt_at <= ? and platform in ({marks})"
+        sql = (
+            "select * from outbox where status in ('pending', 'sending') and next_attempt_at <= ? "
+            f"and platform in ({marks})"
+        )
         args: list = [now.isoformat(), *self.senders]
         if self.conversation is not None:
             sql += " and conversation = ?"
@@ -97,6 +102,8 @@ class Dispatcher:
         """Try every due row once; return how many were delivered."""
         delivered = 0
         for row in self.due(self.clock()):
+            if not self._claim(row):
+                continue
             sender = self.senders[row["platform"]]
             try:
                 sender(as_message(row))
@@ -114,6 +121,21 @@ class Dispatcher:
                 )
             delivered += 1
         return delivered
+
+    def _claim(self, row: Mapping) -> bool:
+        """Take a row for sending, so a second dispatcher does not send it too.
+
+        The claim is a lease: a dispatcher that dies mid-send leaves the row
+        to be retried once the lease runs out (delivery is at least once).
+        """
+        now = self.clock()
+        with self.store.transaction():
+            cursor = self.store.db.execute(
+                "update outbox set status = 'sending', next_attempt_at = ? where id = ? "
+                "and status in ('pending', 'sending') and next_attempt_at <= ?",
+                [(now + timedelta(seconds=LEASE)).isoformat(), row["id"], now.isoformat()],
+            )
+        return cursor.rowcount == 1
 
     def _failed(self, row: Mapping, error: DeliveryError) -> None:
         attempts = row["attempts"] + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.workhours import HoursError, WorkingHours
 
@@ -18,6 +19,10 @@ _CONTACT = re.compile(r"^(cli|slack:[A-Z0-9]+|telegram:-?\d+)$")
 def routing_problems(config: Config) -> list[str]:
     """Everything wrong with the officers and escalation settings."""
     problems = []
+    try:
+        ZoneInfo(config.escalation.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [f"escalation.timezone: {config.escalation.timezone!r} is not a time zone (e.g. 'Europe/London')"]
     ids = [o.id for o in config.officers]
     known = set(ids)
     for officer_id in {i for i in ids if ids.count(i) > 1}:

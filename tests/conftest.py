@@ -221,9 +221,10 @@ def rota(tmp_path: Path) -> Config:
     return parse(config_data(), "test", tmp_path)
 
 
-@pytest.fixture
-def kb_small(rota: Config) -> KnowledgeBase:
-    target = rota.path(rota.storage.knowledge_db)
+@pytest.fixture(scope="session")
+def kb_small(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    """Built once: the knowledge base is read-only at run time."""
+    target = tmp_path_factory.mktemp("kb") / "knowledge.db"
     build.build(Content(list(ENTRIES), {"rubbish": "bin"}), target)
     return KnowledgeBase(target)
 

@@ -23,15 +23,15 @@ def utc(*args: int) -> datetime:
 def test_parse_weekdays() -> None:
     hours = WorkingHours.parse(OFFICE)
     assert set(hours.spans) == {0, 1, 2, 3, 4}
-    assert all(span == (time(9), time(17)) for span in hours.spans.values())
+    assert all(span == (9 * 60, 17 * 60) for span in hours.spans.values())
     assert hours.zone == LONDON
 
 
 def test_parse_several_spans_and_any_case() -> None:
     hours = WorkingHours.parse("MON-thu 08:30-17:00, Fri 8:30-16:30")
-    assert hours.spans[0] == (time(8, 30), time(17))
-    assert hours.spans[3] == (time(8, 30), time(17))
-    assert hours.spans[4] == (time(8, 30), time(16, 30))
+    assert hours.spans[0] == (8 * 60 + 30, 17 * 60)
+    assert hours.spans[3] == (8 * 60 + 30, 17 * 60)
+    assert hours.spans[4] == (8 * 60 + 30, 16 * 60 + 30)
     assert 5 not in hours.spans and 6 not in hours.spans
 
 
@@ -186,3 +186,16 @@ def test_describe_uses_local_time_and_local_dates() -> None:
     assert describe(utc(2024, 6, 10, 9, 0), LONDON, utc(2024, 6, 9, 23, 30)) == "by 10am today"
     # And the day after that, in the same week, by name.
     assert describe(utc(2024, 6, 12, 15, 0), LONDON, utc(2024, 6, 10, 9, 0)) == "by 4pm on Wednesday 12 June"
+
+
+def test_round_the_clock_has_no_gap_at_midnight() -> None:
+    hours = WorkingHours.parse("Mon-Sun 00:00-24:00")
+    start = datetime(2024, 1, 15, 23, 30, tzinfo=UTC)
+    assert hours.add(start, 1) == datetime(2024, 1, 16, 0, 30, tzinfo=UTC)
+    assert hours.is_open(datetime(2024, 1, 15, 23, 59, 30, tzinfo=UTC))
+
+
+def test_hours_are_real_time_across_the_clocks_going_forward() -> None:
+    hours = WorkingHours.parse("Mon-Sun 00:00-24:00")
+    start = datetime(2024, 3, 31, 0, 30, tzinfo=UTC)  # 00:30 GMT, the night BST starts
+    assert hours.add(start, 2) == datetime(2024, 3, 31, 2, 30, tzinfo=UTC)
