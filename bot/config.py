@@ -78,7 +78,9 @@ class OfficerConfig:
 
     ``contact`` says where notifications go: ``cli`` (the command-line
     inbox), ``slack:U0123ABC`` (a user) or ``slack:C0123ABC`` (a channel),
-    ``telegram:123456789`` (a chat id).
+    ``telegram:123456789`` (a chat id). ``slack_user`` and
+    ``telegram_user`` say who the officer is when they press a button or
+    reply on that platform (defaulting to a user ``contact``).
     """
 
     id: str
@@ -89,6 +91,22 @@ class OfficerConfig:
     hours: str = "Mon-Fri 09:00-17:00"
     backup: str = ""
     sees_all: bool = False
+    slack_user: str = ""
+    telegram_user: str = ""
+
+    def identities(self) -> set[tuple[str, str]]:
+        """(platform, user id) pairs that identify this officer when they act."""
+        found = {("cli", self.id)}
+        platform, _, address = self.contact.partition(":")
+        if platform == "slack" and address.startswith(("U", "W")):
+            found.add(("slack", address))
+        if platform == "telegram" and not address.startswith("-"):
+            found.add(("telegram", address))
+        if self.slack_user:
+            found.add(("slack", self.slack_user))
+        if self.telegram_user:
+            found.add(("telegram", self.telegram_user))
+        return found
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,52 @@ class EscalationConfig:
     remind_after_hours: float = 4.0
     reassign_after_hours: float = 8.0
     timezone: str = "Europe/London"
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """Telegram (started when TELEGRAM_BOT_TOKEN is set in the environment).
+
+    ``mode`` is ``polling`` (no public address needed) or ``webhook``
+    (Telegram posts to ``webhook_url``, served by councilbot's web server at
+    ``webhook_path``; the TELEGRAM_WEBHOOK_SECRET is checked on every call).
+    ``api_base_url`` points at a local Bot API server if the council runs one.
+    """
+
+    mode: str = "polling"
+    api_base_url: str = "https://api.telegram.org/bot"
+    api_file_url: str = "https://api.telegram.org/file/bot"
+    webhook_url: str = ""
+    webhook_path: str = "/telegram/webhook"
+    poll_timeout: int = 30
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    """Slack (started when SLACK_BOT_TOKEN is set in the environment).
+
+    ``mode`` is ``socket`` (Socket Mode, needs SLACK_APP_TOKEN, no public
+    address) or ``http`` (the Events API posts to ``events_path`` on
+    councilbot's web server; needs SLACK_SIGNING_SECRET).
+    """
+
+    mode: str = "socket"
+    api_base_url: str = "https://slack.com/api/"
+    events_path: str = "/slack/events"
+    escalation_channel: str = ""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The web chat and the HTTP server every webhook shares."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    max_connections: int = 200
+    session_rate_per_minute: int = 30
+    address_rate_per_minute: int = 120
 
 
 def _default_officers() -> list[OfficerConfig]:
@@ -117,6 +181,9 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     officers: list[OfficerConfig] = field(default_factory=_default_officers)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    slack: SlackConfig = field(default_factory=SlackConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "built-in defaults"
 
@@ -213,6 +280,12 @@ def _check_limits(config: Config) -> None:
         raise ConfigError(f"{config.source}: matcher.max_options: must be from 2 to 9")
     if config.chat.max_message_chars < 10:
         raise ConfigError(f"{config.source}: chat.max_message_chars: must be at least 10")
+    if config.telegram.mode not in ("polling", "webhook"):
+        raise ConfigError(f"{config.source}: telegram.mode: must be 'polling' or 'webhook'")
+    if config.slack.mode not in ("socket", "http"):
+        raise ConfigError(f"{config.source}: slack.mode: must be 'socket' or 'http'")
+    if not 0 < config.web.port < 65536:
+        raise ConfigError(f"{config.source}: web.port: must be from 1 to 65535")
     from bot.routing import routing_problems
 
     problems = routing_problems(config)

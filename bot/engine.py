@@ -21,7 +21,7 @@ from bot import replies
 from bot.config import Config
 from bot.escalations import Desk, Ticket
 from bot.messages import IncomingMessage, Option, Outcome, OutgoingMessage
-from bot.outbox import Clock
+from bot.outbox import Clock, enqueue
 from bot.store import Store
 from intents.decision import Decision
 from intents.matcher import Matcher
@@ -97,9 +97,11 @@ class Engine:
 
     # -- entry points -------------------------------------------------------
 
-    def handle(self, message: IncomingMessage) -> Outcome | None:
+    def handle(self, message: IncomingMessage, deliver_later: bool = False) -> Outcome | None:
         """Answer one message and record everything it changed, atomically.
 
+        With ``deliver_later`` the replies are also written to the outbox in
+        the same transaction, for the dispatcher to send (with retries).
         Returns None for a platform's retry of an event already handled.
         """
         if self.store is None:
@@ -112,6 +114,9 @@ class Engine:
             self.store.log(message.platform, message.user, "in", clean(message.text)[:4000])
             outcome = turn.outcome
             self.store.log(message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or "")
+            if deliver_later:
+                for reply in outcome.replies:
+                    enqueue(self.store, reply, "reply", outcome.reference or "", self.clock())
         return outcome
 
     def preview(self, text: str) -> Outcome:
@@ -128,6 +133,8 @@ class Engine:
         """
         text = clean(message.text)
         limit = self.config.chat.max_message_chars
+        if message.choice and not fold(text):
+            text = message.choice
         if not fold(text):
             return self._say(message, state, replies.empty(), "clarify", keep=True)
         if len(text) > limit:
@@ -144,6 +151,10 @@ class Engine:
             if latest is not None:
                 return self._say(message, state, self.desk.status_text(latest), "answer")
         pending = [Option(i, label) for i, label in state.get("pending", [])]
+        if message.choice:
+            if message.choice in {o.id for o in pending}:
+                return self._intent(message, state, message.choice, 1.0, text, write, chosen=True)
+            return self._say(message, state, replies.stale_choice(), "clarify")
         number = _NUMBER.match(text)
         if number:
             if not pending:

@@ -11,7 +11,8 @@ class IncomingMessage:
 
     ``user`` identifies the person on that platform; ``conversation`` is
     where replies go (a chat or channel id), defaulting to the user.
-    ``event_id`` lets the inbox recognise a platform's retry.
+    ``event_id`` lets the inbox recognise a platform's retry. ``choice`` is
+    the id of an offered option the person picked with a button.
     """
 
     platform: str
@@ -20,6 +21,7 @@ class IncomingMessage:
     conversation: str = ""
     event_id: str = ""
     name: str = ""
+    choice: str = ""
 
     @property
     def address(self) -> str:
@@ -43,6 +45,11 @@ class OutgoingMessage:
     conversation: str
     text: str
     options: tuple[Option, ...] = ()
+    purpose: str = ""
+    """Why it is sent: ``reply`` (to the sender), ``notify`` (an officer's new
+    escalation), ``relay`` (an officer's answer), ``update``... set by the outbox."""
+    ref: str = ""
+    """The escalation this message is about, if any."""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ blocked the bot is marked ``blocked``. Nothing is silently dropped.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +23,8 @@ from bot.messages import Option, OutgoingMessage
 from bot.store import Store
 
 Clock = Callable[[], datetime]
-Sender = Callable[[OutgoingMessage], None]
+Sender = Callable[[OutgoingMessage], "str | Awaitable[str | None] | None"]
+"""Sends one message; may be async; returns the platform's message id if it has one."""
 
 MAX_ATTEMPTS = 10
 BASE_DELAY = 2.0
@@ -69,7 +72,9 @@ def enqueue(store: Store, message: OutgoingMessage, purpose: str, ref: str, now:
 def as_message(row: Mapping) -> OutgoingMessage:
     """The outgoing message an outbox row holds."""
     options = tuple(Option(i, label) for i, label in json.loads(row["options"] or "[]"))
-    return OutgoingMessage(row["platform"], row["conversation"], row["text"], options)
+    return OutgoingMessage(
+        row["platform"], row["conversation"], row["text"], options, row["purpose"] or "", row["ref"] or ""
+    )
 
 
 @dataclass
@@ -99,14 +104,24 @@ class Dispatcher:
         return list(self.store.db.query(sql + " order by id", args))
 
     def run_once(self) -> int:
-        """Try every due row once; return how many were delivered."""
+        """Try every due row once (from synchronous code); return how many were delivered."""
+        return asyncio.run(self.deliver())
+
+    async def deliver(self) -> int:
+        """Try every due row once; return how many were delivered.
+
+        Senders may be plain or async functions; either way each row is sent
+        at most once at a time (the row is leased first).
+        """
         delivered = 0
         for row in self.due(self.clock()):
             if not self._claim(row):
                 continue
             sender = self.senders[row["platform"]]
             try:
-                sender(as_message(row))
+                result = sender(as_message(row))
+                if inspect.isawaitable(result):
+                    result = await result
             except DeliveryError as error:
                 self._failed(row, error)
                 continue
@@ -115,9 +130,9 @@ class Dispatcher:
                 continue
             with self.store.transaction():
                 self.store.db.execute(
-                    "update outbox set status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = '' "
-                    "where id = ?",
-                    [self.clock().isoformat(), row["id"]],
+                    "update outbox set status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = '', "
+                    "platform_message_id = ? where id = ?",
+                    [self.clock().isoformat(), str(result) if result is not None else "", row["id"]],
                 )
             delivered += 1
         return delivered
@@ -170,3 +185,26 @@ def retry(store: Store, row_id: int, now: datetime) -> bool:
             [now.isoformat(), row_id],
         )
     return cursor.rowcount > 0
+
+
+def ref_for_message(store: Store, platform: str, conversation: str, message_id: str) -> str | None:
+    """The escalation reference of a notification the bot sent, by the platform's message id."""
+    rows = list(
+        store.db.query(
+            "select ref from outbox where platform = ? and conversation = ? and platform_message_id = ? "
+            "and ref != '' order by id desc limit 1",
+            [platform, str(conversation), str(message_id)],
+        )
+    )
+    return rows[0]["ref"] if rows else None
+
+
+def messages_for(store: Store, ref: str, platform: str, purpose: str = "notify") -> list[dict]:
+    """Sent messages about ``ref`` on ``platform`` (to update them when the escalation changes)."""
+    return list(
+        store.db.query(
+            "select * from outbox where ref = ? and platform = ? and purpose = ? and status = 'sent' "
+            "and platform_message_id != '' order by id",
+            [ref, platform, purpose],
+        )
+    )

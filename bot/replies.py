@@ -92,3 +92,8 @@ def unknown_reference(reference: str) -> str:
 def choice_prompt() -> str:
     """Label of the 'talk to a person' option."""
     return "Talk to a person"
+
+
+def stale_choice() -> str:
+    """A button pressed after its options were replaced."""
+    return "That choice is from an earlier question. Please type your question again, or tap a newer button."

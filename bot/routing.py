@@ -72,6 +72,13 @@ class Router:
             return self.officers[self.config.escalation.safeguarding_officer]
         return self.by_topic.get(topic) or self.officers[self.config.escalation.default_officer]
 
+    def by_identity(self, platform: str, user: str) -> OfficerConfig | None:
+        """The officer who is ``user`` on ``platform``, if any (only configured officers may act)."""
+        for officer in self.officers.values():
+            if (platform, str(user)) in officer.identities():
+                return officer
+        return None
+
     def get(self, officer_id: str) -> OfficerConfig | None:
         """The officer with this id, or None."""
         return self.officers.get(officer_id)

@@ -101,7 +101,13 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Remember the platform's id of each sent message (replies to notifications, updates)."""
+    db["outbox"].add_column("platform_message_id", str, not_null_default="")
+    db["outbox"].create_index(["platform", "conversation", "platform_message_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 """Schema changes in order; the database records how many it has had."""
 
 

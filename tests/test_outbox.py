@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -149,7 +150,10 @@ def test_two_dispatchers_at_once_send_each_message_once(state: Store, state_path
         first: list[OutgoingMessage] = []
 
         def slow_send(message: OutgoingMessage) -> None:
-            overlapping.run_once()  # runs while this send is in progress
+            # The other command (another process in life) runs while this send is in progress.
+            other_command = threading.Thread(target=overlapping.run_once)
+            other_command.start()
+            other_command.join()
             first.append(message)
 
         Dispatcher(state, {"cli": slow_send}, clock).run_once()

@@ -1,0 +1,1 @@
+"""Platform adapters: pure converters plus a thin runner each (see bot.channels)."""
