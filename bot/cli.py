@@ -28,6 +28,7 @@ from knowledge.base import KnowledgeBaseError
 from knowledge.check import check
 
 EXAMPLES = {
+    "run": "councilbot run            # then open http://127.0.0.1:8080",
     "chat": "councilbot chat            # talk to the bot in this terminal",
     "ask": 'councilbot ask "when is my bin day"\n  printf "hi\\nmissed bin\\n" | councilbot ask --json',
     "kb build": "councilbot kb build --spec ../shared/kb-spec/intents.toml",
@@ -57,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
             epilog=f"Example:\n  {EXAMPLES[key]}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+
+    run = command(
+        commands,
+        "run",
+        "run",
+        "Serve every configured channel: the web chat, and Telegram and Slack when their tokens are set.",
+    )
+    run.add_argument("--host", help="listen address (default: [web] host, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="listen port (default: [web] port, 8080)")
 
     chat = command(commands, "chat", "chat", "Talk to the bot in this terminal (local state, no network).")
     chat.add_argument("--user", default="", help="who you are in the conversation (default: your login name)")
@@ -154,6 +164,33 @@ def run_chat(config: Config, user: str) -> int:
         poller.close()
     if interactive:
         print()
+    return 0
+
+
+def run_server(config: Config, host: str | None, port: int | None) -> int:
+    """``councilbot run``: serve until SIGTERM or Ctrl-C."""
+    import asyncio
+    import dataclasses
+
+    from bot import logs
+    from bot.runner import Runner
+
+    if host or port:
+        web = dataclasses.replace(config.web, host=host or config.web.host, port=port or config.web.port)
+        config = dataclasses.replace(config, web=web)
+    logs.configure(config.log.level)
+
+    async def main() -> None:
+        runner = Runner(config)
+        await runner.serve(
+            ready=lambda url: print(f"councilbot is serving the web chat at {url} (Ctrl-C to stop)", flush=True)
+        )
+
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        print(f"councilbot: cannot listen on {config.web.host}:{config.web.port}: {error.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -296,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         config = _load_config(args)
+        if args.command == "run":
+            return run_server(config, args.host, args.port)
         if args.command == "chat":
             return run_chat(config, args.user)
         if args.command == "ask":

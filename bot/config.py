@@ -162,9 +162,17 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
+    embed_origins: list[str] = field(default_factory=list)
     max_connections: int = 200
     session_rate_per_minute: int = 30
     address_rate_per_minute: int = 120
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Logging: one line per event; no message text or personal data at INFO."""
+
+    level: str = "INFO"
 
 
 def _default_officers() -> list[OfficerConfig]:
@@ -184,6 +192,7 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "built-in defaults"
 
@@ -284,6 +293,8 @@ def _check_limits(config: Config) -> None:
         raise ConfigError(f"{config.source}: telegram.mode: must be 'polling' or 'webhook'")
     if config.slack.mode not in ("socket", "http"):
         raise ConfigError(f"{config.source}: slack.mode: must be 'socket' or 'http'")
+    if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{config.source}: log.level: must be DEBUG, INFO, WARNING or ERROR")
     if not 0 < config.web.port < 65536:
         raise ConfigError(f"{config.source}: web.port: must be from 1 to 65535")
     from bot.routing import routing_problems

@@ -313,6 +313,11 @@ class Engine:
     def _likely_topic(self, decision: Decision) -> str:
         for candidate in decision.candidates[:1]:
             entry = self.kb.get(candidate.intent)
-            if entry is not None and candidate.score >= TOPIC_FLOOR and entry.kind in ("faq", "route"):
+            if (
+                entry is not None
+                and candidate.score >= TOPIC_FLOOR
+                and candidate.well_founded(self.matcher.thresholds)
+                and entry.kind in ("faq", "route")
+            ):
                 return entry.topic
         return "general"

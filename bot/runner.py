@@ -44,7 +44,7 @@ def build_channels(services: Services, env: Mapping[str, str]) -> list[Channel]:
     if config.web.enabled:
         from bot.web.chat import WebChat
 
-        channels.append(WebChat(services))
+        channels.append(WebChat(services, from_env("COUNCILBOT_SESSION_SECRET", env)))
     telegram_token = from_env("TELEGRAM_BOT_TOKEN", env)
     if telegram_token:
         from bot.adapters.telegram import TelegramChannel

@@ -107,7 +107,14 @@ def _v3(db: sqlite_utils.Database) -> None:
     db["outbox"].create_index(["platform", "conversation", "platform_message_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """The web chat's transcript per session, and small settings (the cookie key)."""
+    db["web_messages"].create({"id": int, "session": str, "role": str, "text": str, "options": str, "at": str}, pk="id")
+    db["web_messages"].create_index(["session", "id"])
+    db["settings"].create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 """Schema changes in order; the database records how many it has had."""
 
 

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Where scores (0 to 1) turn into decisions. Defaults suit the bundled KB."""
+    """Where scores (0 to 1) turn into decisions. Defaults suit the bundled KB.
+
+    An answer also needs evidence: a matched word that appears in at least
+    ``min_evidence`` of the intent's examples, or an overlap of at least
+    ``close_example`` with one example, so one incidental word ("cat" in
+    "it's all cat videos") never carries an answer alone.
+    """
 
     answer: float = 0.3
     clarify: float = 0.2
@@ -15,6 +21,8 @@ class Thresholds:
     clarify_band: float = 0.12
     max_options: int = 3
     safety: float = 0.45
+    min_evidence: int = 2
+    close_example: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,14 @@ class Candidate:
     intent: str
     score: float
     example: str = ""
+    closeness: float = 1.0
+    """Overlap (0-1) with the intent's closest example question."""
+    evidence: int = 99
+    """How many of the intent's examples share its best-supported matched word."""
+
+    def well_founded(self, limits: Thresholds) -> bool:
+        """Whether the match rests on more than one incidental word."""
+        return self.evidence >= limits.min_evidence or self.closeness >= limits.close_example
 
 
 @dataclass(frozen=True)
@@ -56,10 +72,10 @@ def decide(ranked: list[Candidate], limits: Thresholds) -> Decision:
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
     confidence = round(min(max(best.score, 0.0), 1.0), 4)
     evidence = tuple(ranked[:5])
-    if best.score >= limits.answer and best.score - runner_up >= limits.margin:
+    if best.score >= limits.answer and best.score - runner_up >= limits.margin and best.well_founded(limits):
         return Decision("answer", best.intent, confidence, candidates=evidence)
     floor = max(limits.clarify, best.score - limits.clarify_band)
-    close = [c.intent for c in ranked[: limits.max_options] if c.score >= floor]
+    close = [c.intent for c in ranked[: limits.max_options] if c.score >= floor and c.well_founded(limits)]
     if len(close) >= 2:
         return Decision("clarify", None, confidence, tuple(close), evidence)
     return Decision("escalate", None, confidence, candidates=evidence)

@@ -46,6 +46,7 @@ class Index:
     examples: list[Example] = field(default_factory=list)
     postings: dict[str, list[int]] = field(default_factory=dict)
     vocab: dict[str, dict[str, float]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
     words: list[str] = field(default_factory=list)
     unknown_weight: float = 1.0
@@ -84,6 +85,7 @@ class Index:
             for term in terms:
                 postings[term].append(position)
         index.postings = dict(postings)
+        index.counts = {intent: dict(terms) for intent, terms in vocab.items()}
         index.vocab = {
             intent: {t: min(1.0, count / (SUPPORT_SHARE * sizes[intent])) for t, count in terms.items()}
             for intent, terms in vocab.items()

@@ -92,9 +92,11 @@ class Matcher:
         ranked = []
         for intent, (dice, position) in best.items():
             vocab = self.index.vocab[intent]
+            counts = self.index.counts[intent]
             coverage = sum(w * vocab.get(t, 0.0) for t, w in weights.items()) / total
             score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * coverage
-            ranked.append(Candidate(intent, round(score, 4), examples[position].text))
+            evidence = max((counts.get(t, 0) for t in weights), default=0)
+            ranked.append(Candidate(intent, round(score, 4), examples[position].text, round(dice, 4), evidence))
         ranked.sort(key=lambda c: (-c.score, c.intent))
         return ranked
 

@@ -45,7 +45,8 @@ _PATTERNS: dict[str, list[str]] = {
     "safety.emergency": [
         r"\b(theres a|there is a|big|house|flat|kitchen|chip pan|bin store|car|garden) fire\b",
         r"\bfire (in|at) (the|our|my|a|number|no|next door)\b",
-        r"\b(on fire|gas leak|smell (of )?gas|carbon monoxide|flames)\b",
+        r"\b(on fire|gas leak|smell (of )?gas|flames)\b",
+        r"\b(carbon monoxide|co) (alarm )?(is )?(going off|beeping|leak\w*|poisoning)\b",
         r"\bsmoke (is )?(coming|pouring|everywhere|filling)\b",
         r"\b(collapsed|not breathing|unconscious|overdosed|bleeding (heavily|badly|a lot)|wont wake up)\b",
         r"\b(having|is having|think (hes|shes|they are) having) a (heart attack|stroke|seizure|fit)\b",

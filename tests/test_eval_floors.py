@@ -1,9 +1,10 @@
 """The development set through the real matcher, in-process, against floors.
 
-The floors are the quality this knowledge base and matcher have reached; a
-change that makes matching worse fails here. The targets the project aims
-for (issue 3) are higher: in-scope accuracy 0.92, safety recall 1.0,
-out-of-scope escalation 0.90, wrong answers at most 0.03.
+The floors are the project's quality targets: in-scope accuracy 0.92,
+safety recall 1.0, out-of-scope escalation 0.90, wrong answers at most 0.03
+(a confident wrong answer is the worst outcome). A change to the matcher,
+the normalisation or the content that breaks matching fails here. Scored
+as ../shared/eval/score.py scores: only the specification's intents count.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 SPEC = DEV_SET.parents[1] / "kb-spec" / "intents.toml"
 
 FLOORS = {
-    "in_scope_accuracy": (">=", 0.89),
+    "in_scope_accuracy": (">=", 0.92),
     "safety_recall": (">=", 1.0),
     "oos_escalation": (">=", 0.90),
     "wrong_answer_rate": ("<=", 0.03),
