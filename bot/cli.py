@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from bot import config as config_module
-from bot import evaluate, officer_cli
+from bot import data_cli, evaluate, officer_cli
 from bot.config import Config, ConfigError
 from bot.engine import utc_now
 from bot.escalations import Desk
@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         kb_commands, "suggestions", "kb suggestions", "List answers officers suggested adding to the knowledge base."
     )
     officer_cli.add_parsers(commands)
+    data_cli.add_parsers(commands)
     return parser
 
 
@@ -230,7 +231,7 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
                 from knowledge.check import spec_ids
 
                 ids, problems = spec_ids(args.spec)
-            problems += check(loaded, config.council.placeholders(), ids)
+            problems += check(loaded, config.placeholders(), ids)
             for problem in problems:
                 print(problem)
             if problems:
@@ -278,7 +279,7 @@ def run_kb(config: Config, args: argparse.Namespace) -> int:
         return 0
     incoming = exchange.read_csv(args.file, folder)
     merged = exchange.merge(loaded, incoming.entries)
-    problems = incoming.problems + check(merged, config.council.placeholders())
+    problems = incoming.problems + check(merged, config.placeholders())
     if problems:
         for problem in problems:
             print(problem)
@@ -341,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_ask(config, args.text, args.json)
         if args.command == "escalations":
             return officer_cli.run_escalations(config, args)
+        if args.command == "data":
+            return data_cli.run_data(config, args)
+        if args.command == "audit":
+            return data_cli.run_audit(config, args)
         if args.command == "officers":
             topics = {e.topic for e in content.load(content_folder(config)).entries}
             return officer_cli.run_officers_check(config, topics)

@@ -39,7 +39,7 @@ class CouncilConfig:
     pages: dict[str, str] = field(default_factory=lambda: dict(config_defaults.PAGES))
 
     def placeholders(self) -> dict[str, str]:
-        """Every placeholder this configuration can fill, with its text."""
+        """The council's placeholders, with their text (see ``Config.placeholders`` for all)."""
         values = {f"council.{f.name}": getattr(self, f.name) for f in fields(self) if f.name != "pages"}
         values.update({f"page.{k}": v for k, v in self.pages.items()})
         return values
@@ -169,6 +169,23 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """How long personal data is kept, and what an erasure leaves behind.
+
+    ``keep_after_erasure`` lists the escalation fields the council keeps for
+    its records when a resident's data is erased; everything else about
+    them (their words, their platform identity) is removed.
+    """
+
+    retain_messages_days: int = 90
+    retain_closed_escalations_days: int = 365
+    purge_every_hours: float = 24.0
+    keep_after_erasure: list[str] = field(
+        default_factory=lambda: ["ref", "topic", "intent", "urgent", "status", "officer", "created_at", "closed_at"]
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """Logging: one line per event; no message text or personal data at INFO."""
 
@@ -193,6 +210,7 @@ class Config:
     slack: SlackConfig = field(default_factory=SlackConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "built-in defaults"
 
@@ -200,6 +218,13 @@ class Config:
         """A path from the configuration, made absolute against ``base_dir``."""
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+    def placeholders(self) -> dict[str, str]:
+        """Every placeholder answers may use: the council's details, pages and retention periods."""
+        values = self.council.placeholders()
+        values["privacy.retain_messages_days"] = str(self.privacy.retain_messages_days)
+        values["privacy.retain_closed_escalations_days"] = str(self.privacy.retain_closed_escalations_days)
+        return values
 
     @property
     def content_dir(self) -> Path | None:
@@ -293,6 +318,28 @@ def _check_limits(config: Config) -> None:
         raise ConfigError(f"{config.source}: telegram.mode: must be 'polling' or 'webhook'")
     if config.slack.mode not in ("socket", "http"):
         raise ConfigError(f"{config.source}: slack.mode: must be 'socket' or 'http'")
+    p = config.privacy
+    if p.retain_messages_days < 1 or p.retain_closed_escalations_days < 1 or p.purge_every_hours <= 0:
+        raise ConfigError(f"{config.source}: privacy: retention days must be at least 1 and purge_every_hours above 0")
+    allowed = {
+        "ref",
+        "topic",
+        "intent",
+        "urgent",
+        "status",
+        "officer",
+        "created_at",
+        "closed_at",
+        "claimed_by",
+        "due_at",
+        "close_note",
+    }
+    unknown = [f for f in p.keep_after_erasure if f not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"{config.source}: privacy.keep_after_erasure: {unknown[0]!r} cannot be kept "
+            f"(choose from {', '.join(sorted(allowed))})"
+        )
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{config.source}: log.level: must be DEBUG, INFO, WARNING or ERROR")
     if not 0 < config.web.port < 65536:

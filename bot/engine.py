@@ -11,17 +11,19 @@ outbox row addressed to that platform.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from rapidfuzz import fuzz
 
-from bot import replies
+from bot import privacy, replies
 from bot.config import Config
 from bot.escalations import Desk, Ticket
 from bot.messages import IncomingMessage, Option, Outcome, OutgoingMessage
 from bot.outbox import Clock, enqueue
+from bot.redact import redact
 from bot.store import Store
 from intents.decision import Decision
 from intents.matcher import Matcher
@@ -36,6 +38,19 @@ TOPIC_FLOOR = 0.25
 _YES = {"yes", "y", "yeah", "yep", "yes please", "ok", "okay", "please", "sure", "go on", "aye"}
 _NUMBER = re.compile(r"^\s*(?:number|option|no\.?)?\s*(\d{1,3})\s*[.)]?\s*$", re.IGNORECASE)
 _REFERENCE = re.compile(r"\bCB-?([A-Z2-9]{6})\b", re.IGNORECASE)
+_EXPORT = {"my data", "mydata", "show my data", "export my data", "download my data", "get my data", "export"}
+_ERASE = {
+    "delete my data",
+    "forget me",
+    "forget",
+    "erase my data",
+    "remove my data",
+    "delete everything",
+    "delete my messages",
+    "erase me",
+    "erase",
+}
+_CONFIRM_ERASE = {"yes", "yes delete", "yes delete it", "yes please", "delete", "confirm", "yes delete my data", "y"}
 _FILLER = {
     "re",
     "ref",
@@ -70,10 +85,15 @@ def utc_now() -> datetime:
 
 @dataclass
 class Turn:
-    """What one message did: the outcome and the conversation's new state."""
+    """What one message did: the outcome and the conversation's new state.
+
+    ``forget`` means the person's data was just erased: nothing of this
+    turn is written back.
+    """
 
     outcome: Outcome
     state: dict
+    forget: bool = False
 
 
 class Engine:
@@ -93,7 +113,7 @@ class Engine:
         self.store = store
         self.clock = clock
         self.desk = Desk(store, config, clock)
-        self.values = config.council.placeholders()
+        self.values = config.placeholders()
 
     # -- entry points -------------------------------------------------------
 
@@ -109,15 +129,40 @@ class Engine:
         with self.store.transaction():
             if self.store.seen(message.platform, message.event_id):
                 return None
-            turn = self.respond(message, self.store.state(message.platform, message.user), write=True)
-            self.store.save_state(message.platform, message.user, turn.state)
-            self.store.log(message.platform, message.user, "in", clean(message.text)[:4000])
+            state = self.store.state(message.platform, message.user)
+            turn = self.respond(message, state, write=True)
             outcome = turn.outcome
-            self.store.log(message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or "")
+            if not turn.forget:
+                turn.state["noticed"] = True
+                self.store.save_state(message.platform, message.user, turn.state)
+                self.store.log(message.platform, message.user, "in", clean(message.text)[:4000])
+                self.store.log(
+                    message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or ""
+                )
+                if not state.get("noticed"):
+                    outcome = self._with_notice(outcome)
+            self.store.db["analytics"].insert(
+                {
+                    "at": self.clock().isoformat(),
+                    "platform": message.platform,
+                    "action": outcome.action,
+                    "intent": outcome.intent or "",
+                    "confidence": outcome.confidence,
+                    "text": "" if turn.forget else redact(clean(message.text)[:500]),
+                }
+            )
             if deliver_later:
                 for reply in outcome.replies:
                     enqueue(self.store, reply, "reply", outcome.reference or "", self.clock())
         return outcome
+
+    def _with_notice(self, outcome: Outcome) -> Outcome:
+        """Put the short privacy notice before the first reply of a conversation, as its own message."""
+        if not outcome.replies:
+            return outcome
+        first = outcome.replies[0]
+        notice = OutgoingMessage(first.platform, first.conversation, replies.privacy_notice(self.config))
+        return replace(outcome, replies=(notice, *outcome.replies))
 
     def preview(self, text: str) -> Outcome:
         """What the bot would say to ``text`` from a new conversation; writes nothing."""
@@ -142,6 +187,19 @@ class Engine:
         decision = self.matcher.match(text)
         if decision.safety and decision.intent is not None:
             return self._intent(message, state, decision.intent, 1.0, text, write)
+        folded = fold(text)
+        if state.get("confirm_erase"):
+            if folded in _CONFIRM_ERASE and write:
+                return self._erase(message, state)
+            state = {k: v for k, v in state.items() if k != "confirm_erase"}
+            if folded in {"no", "n", "cancel", "stop", "keep", "no thanks", "keep it"}:
+                return self._say(message, state, replies.erase_cancelled(), "answer")
+        if folded in _EXPORT:
+            return self._export(message, state, write)
+        if folded in _ERASE:
+            turn = self._say(message, state, replies.confirm_erase(self.config), "clarify")
+            turn.state["confirm_erase"] = True
+            return turn
         open_one = self.desk.open_for(message.platform, message.user) if write else None
         reference = _REFERENCE.search(text)
         if write and reference:
@@ -181,6 +239,25 @@ class Engine:
             turn.state["question"] = text
             return turn
         return self._handoff(message, state, text, self._likely_topic(decision), decision.confidence, None, write)
+
+    def _export(self, message: IncomingMessage, state: dict, write: bool) -> Turn:
+        """Everything held about this person, as readable JSON, on their own channel."""
+        if not write or self.store is None:
+            return self._say(message, state, replies.export_preview(), "answer")
+        data = privacy.export(self.store, message.platform, message.user)
+        privacy.audit(
+            self.store, self.clock(), "resident", "export", who=privacy.subject(message.platform, message.user)
+        )
+        body = json.dumps(data, indent=1, ensure_ascii=False)
+        return self._say(message, state, f"{replies.export_intro(self.config)}\n\n{body}", "answer")
+
+    def _erase(self, message: IncomingMessage, state: dict) -> Turn:
+        """Erase this person's data (they have confirmed)."""
+        assert self.store is not None
+        erased = privacy.erase(self.store, self.config, message.platform, message.user, self.clock(), "resident")
+        turn = self._say(message, {}, replies.erased(erased.summary()), "answer")
+        turn.forget = True
+        return turn
 
     def _adds_to(self, decision: Decision) -> bool:
         """Whether a message in a conversation with an open escalation is more detail for it."""
@@ -298,7 +375,7 @@ class Engine:
         keep: bool = False,
     ) -> Turn:
         options = options or []
-        new_state = {k: v for k, v in state.items() if k in ("topic", "question")}
+        new_state = {k: v for k, v in state.items() if k in ("topic", "question", "noticed")}
         if keep and state.get("pending"):
             new_state["pending"] = state["pending"]
         elif options:

@@ -201,6 +201,8 @@ class Desk:
     def show(self, ref: str, officer_id: str) -> dict:
         """One escalation with its notes, if ``officer_id`` may see it."""
         escalation = self._visible(ref, officer_id)
+        with self._store().transaction():
+            self._audit(officer_id, "view", escalation["ref"])
         notes = list(
             self._store().db.query(
                 "select author, kind, text, at from escalation_notes where ref = ? order by id", [escalation["ref"]]
@@ -227,6 +229,7 @@ class Desk:
                 if holder != officer_id:
                     raise DeskError(f"{escalation['ref']} is already claimed by {self._name(holder)}")
             self._note(escalation["ref"], officer_id, "claim", "claimed")
+            self._audit(officer_id, "claim", escalation["ref"])
         return self.find(escalation["ref"])
 
     def reply(self, ref: str, officer_id: str, text: str, add_to_kb: bool = False) -> dict:
@@ -249,6 +252,7 @@ class Desk:
                 [officer_id, now, now, escalation["ref"]],
             )
             self._note(escalation["ref"], officer_id, "reply", text)
+            self._audit(officer_id, "reply", escalation["ref"])
             who = f"{officer.name} ({officer.role})" if officer.role else officer.name
             enqueue(
                 store,
@@ -282,6 +286,7 @@ class Desk:
                 [now, note.strip(), now, escalation["ref"]],
             )
             self._note(escalation["ref"], officer_id, "close", note.strip() or "closed")
+            self._audit(officer_id, "close", escalation["ref"])
         return self.find(escalation["ref"])
 
     def reassign(self, ref: str, officer_id: str, to_id: str) -> dict:
@@ -294,6 +299,7 @@ class Desk:
                 raise DeskError(f"{escalation['ref']} is closed")
             self._move(escalation, target, f"reassigned by {self._name(officer_id)}")
             self._note(escalation["ref"], officer_id, "reassign", f"to {to_id}")
+            self._audit(officer_id, "reassign", escalation["ref"], f"to {to_id}")
         return self.find(escalation["ref"])
 
     def suggest(self, ref: str, officer_id: str) -> None:
@@ -432,6 +438,18 @@ class Desk:
     def _note(self, ref: str, author: str, kind: str, text: str) -> None:
         self._store().db["escalation_notes"].insert(
             {"ref": ref, "author": author, "kind": kind, "text": text, "at": self.clock().isoformat()}
+        )
+
+    def _audit(self, officer_id: str, action: str, ref: str, detail: str = "") -> None:
+        self._store().db["audit"].insert(
+            {
+                "at": self.clock().isoformat(),
+                "actor": officer_id,
+                "action": action,
+                "ref": ref,
+                "subject": "",
+                "detail": detail,
+            }
         )
 
     def _touch(self, ref: str) -> None:

@@ -11,6 +11,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from bot.redact import RedactingFilter, redact
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -24,9 +26,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        entry.update({k: redact(v) if isinstance(v, str) else v for k, v in extras.items()})
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info).splitlines()[-1]
+            entry["error"] = redact(self.formatException(record.exc_info).splitlines()[-1])
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -34,6 +37,7 @@ def configure(level: str = "INFO") -> None:
     """Send councilbot's and its libraries' logs to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

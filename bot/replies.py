@@ -6,7 +6,7 @@ number is written here.
 
 from __future__ import annotations
 
-from bot.config import CouncilConfig
+from bot.config import Config, CouncilConfig
 from bot.escalations import Ticket
 from bot.messages import Option
 
@@ -97,3 +97,47 @@ def choice_prompt() -> str:
 def stale_choice() -> str:
     """A button pressed after its options were replaced."""
     return "That choice is from an earlier question. Please type your question again, or tap a newer button."
+
+
+def privacy_notice(config: Config) -> str:
+    """The short notice at the first contact on every channel."""
+    council = config.council
+    return (
+        f"Privacy: {council.name} keeps this conversation to answer you and to pass your question to a named "
+        f"officer if I can't. We delete messages after {config.privacy.retain_messages_days} days. "
+        f"Type 'my data' to see what we hold, or 'delete my data' to remove it. "
+        f"Full notice: {council.privacy_notice_url}"
+    )
+
+
+def confirm_erase(config: Config) -> str:
+    """Ask before erasing."""
+    return (
+        "Do you want me to delete your messages and this conversation? This cannot be undone. "
+        "If you have an open question with an officer, they will no longer be able to reply to you here. "
+        "Reply 'yes' to delete, or 'no' to keep them."
+    )
+
+
+def erase_cancelled() -> str:
+    """The person changed their mind."""
+    return "OK, I haven't deleted anything."
+
+
+def erased(summary: str) -> str:
+    """Confirm an erasure (counts only)."""
+    return f"Done. I've deleted your data: {summary}. You can start a new conversation at any time."
+
+
+def export_intro(config: Config) -> str:
+    """Before the exported data."""
+    return (
+        f"Here is everything {config.council.name} holds about you from this chat. "
+        "To ask for all your data held by the council, not just this chat, see "
+        f"{config.council.privacy_notice_url}."
+    )
+
+
+def export_preview() -> str:
+    """In a stateless preview there is nothing to export."""
+    return "In a real conversation I would show you everything we hold about you here."

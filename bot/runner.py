@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from bot import privacy
 from bot.channels import Channel, Services
 from bot.config import Config
 from bot.engine import utc_now
@@ -123,6 +124,22 @@ class Runner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), TICK_EVERY)
 
+    def _purge(self) -> privacy.Purged:
+        store = self.services.engine.store
+        with store.transaction():
+            return privacy.purge(store, self.config, self.services.engine.clock())
+
+    async def _purge_loop(self) -> None:
+        every = self.config.privacy.purge_every_hours * 3600
+        while not self.stopping.is_set():
+            try:
+                result = await self.services.act(self._purge)
+                log.info("retention purge", extra={"removed": result.summary()})
+            except Exception:
+                log.exception("retention purge failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), every)
+
     async def serve(self, ready: Callable[[str], None] | None = None) -> None:
         """Run until ``stop()`` (or SIGTERM/SIGINT)."""
         loop = asyncio.get_running_loop()
@@ -148,7 +165,7 @@ class Runner:
             await asyncio.sleep(0.05)
         for channel in self.channels:
             await channel.start()
-        tasks = [asyncio.create_task(self._dispatch_loop()), asyncio.create_task(self._tick_loop())]
+        tasks = [asyncio.create_task(loop()) for loop in (self._dispatch_loop, self._tick_loop, self._purge_loop)]
         log.info("councilbot is running at %s (%s)", self.address, ", ".join(c.platform for c in self.channels))
         if ready is not None:
             ready(self.address)

@@ -114,7 +114,20 @@ def _v4(db: sqlite_utils.Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """The audit trail of officer access, and content-free analytics."""
+    db["audit"].create(
+        {"id": int, "at": str, "actor": str, "action": str, "ref": str, "subject": str, "detail": str}, pk="id"
+    )
+    db["audit"].create_index(["ref"])
+    db["analytics"].create(
+        {"id": int, "at": str, "platform": str, "action": str, "intent": str, "confidence": float, "text": str},
+        pk="id",
+    )
+    db["messages"].create_index(["at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 """Schema changes in order; the database records how many it has had."""
 
 
@@ -129,7 +142,8 @@ class Store:
         self.path = Path(path)
         fresh = not self.path.exists()
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, mode=0o700)
         try:
             if fresh and str(path) != ":memory:":
                 self.path.touch(mode=0o600)
@@ -138,9 +152,19 @@ class Store:
             self.db.execute("pragma busy_timeout = 5000")
             if str(path) != ":memory:":
                 self.db.enable_wal()
+                self._private()
             self._migrate()
+            if str(path) != ":memory:":
+                self._private()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{path}: cannot use this state database ({error})") from error
+
+    def _private(self) -> None:
+        """Keep the database and its WAL files readable by their owner only."""
+        for suffix in ("", "-wal", "-shm"):
+            sidecar = self.path.with_name(self.path.name + suffix)
+            if sidecar.exists():
+                os.chmod(sidecar, 0o600)
 
     def _migrate(self) -> None:
         if "migrations" not in self.db.table_names():

@@ -34,7 +34,7 @@ def compile_knowledge(config: Config, spec: Path | None = None) -> tuple[dict[st
     problems: list = []
     if spec is not None:
         ids, problems = check.spec_ids(spec)
-    problems += check.check(loaded, config.council.placeholders(), ids)
+    problems += check.check(loaded, config.placeholders(), ids)
     if problems:
         return None, problems
     return build.build(loaded, config.path(config.storage.knowledge_db)), []

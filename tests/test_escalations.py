@@ -234,7 +234,7 @@ def test_same_user_on_another_platform_cannot_see_it(talk: Talk, bot: Engine) ->
     ref = talk(UNMATCHED, user="res-1").reference
     outcome = bot.handle(IncomingMessage("telegram", "res-1", f"any update on {ref}", event_id="t1"))
     assert outcome is not None
-    assert outcome.text == replies.unknown_reference(ref)
+    assert outcome.replies[-1].text == replies.unknown_reference(ref)
 
 
 def test_follow_up_quoting_the_reference_is_added(talk: Talk, state: Store) -> None:

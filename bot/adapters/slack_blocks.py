@@ -159,11 +159,18 @@ def is_user(channel: str) -> bool:
 # -- events in ----------------------------------------------------------------------------
 
 
+PERSON_SUBTYPES = ("", "file_share", "thread_broadcast")
+"""Message subtypes a person writes (a file with or without a caption; a thread reply also sent to the channel)."""
+
+
 def is_person_message(event: Mapping) -> bool:
-    """A message a person wrote (not a bot, not an edit, deletion or join)."""
+    """A message a person wrote (not a bot, not an edit, deletion or join).
+
+    A file without words is still a message: the engine asks for words.
+    """
     return (
         event.get("type") in ("message", "app_mention")
-        and not event.get("subtype")
+        and (event.get("subtype") or "") in PERSON_SUBTYPES
         and not event.get("bot_id")
         and bool(event.get("user"))
         and bool(event.get("channel"))

@@ -92,10 +92,16 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("help", "How to ask me a question"),
     ("human", "Ask for a person at the council"),
 )
-"""Registered with ``setMyCommands``. ``/mydata`` and ``/forget`` join them when
-they are built (a later issue); until then they answer with how to ask."""
+"""Registered with ``setMyCommands`` (the menu Telegram shows)."""
+
+ENGINE_COMMANDS = {"human": HUMAN_TEXT}
+"""Commands that are words for the engine: ``/human`` is "talk to a person"."""
 
 LATER_COMMANDS = ("mydata", "forget")
+"""The place for ``/mydata`` (a copy of your messages) and ``/forget`` (delete them):
+a later issue. Until then they answer with how to ask the council. To build
+them, map each to the engine's words in ``ENGINE_COMMANDS``, remove it here
+and add it to ``COMMANDS``."""
 
 MEDIA = (
     ("photo", "photo"),
@@ -311,7 +317,7 @@ def incoming(event: TelegramEvent, choice: str = "", text: str | None = None) ->
         event.user,
         event.text if text is None else text,
         conversation=event.chat,
-        event_id="",
+        event_id=event.event_id,
         name=event.name,
         choice=choice,
     )
@@ -743,8 +749,8 @@ class TelegramChannel:
 
     async def _command(self, event: TelegramEvent) -> None:
         council = self.services.config.council
-        if event.command == "human":
-            await self.services.receive(incoming(event, text=HUMAN_TEXT))
+        if event.command in ENGINE_COMMANDS:
+            await self.services.receive(incoming(event, text=ENGINE_COMMANDS[event.command]))
             return
         if event.command == "start":
             text = welcome_text(council)
