@@ -127,17 +127,18 @@ class Engine:
         if self.store is None:
             raise RuntimeError("Engine.handle needs a store; use preview() for stateless answers")
         with self.store.transaction():
-            if self.store.seen(message.platform, message.event_id):
+            now = self.clock().isoformat()
+            if self.store.seen(message.platform, message.event_id, now):
                 return None
             state = self.store.state(message.platform, message.user)
             turn = self.respond(message, state, write=True)
             outcome = turn.outcome
             if not turn.forget:
                 turn.state["noticed"] = True
-                self.store.save_state(message.platform, message.user, turn.state)
-                self.store.log(message.platform, message.user, "in", clean(message.text)[:4000])
+                self.store.save_state(message.platform, message.user, turn.state, now)
+                self.store.log(message.platform, message.user, "in", clean(message.text)[:4000], at=now)
                 self.store.log(
-                    message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or ""
+                    message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or "", now
                 )
                 if not state.get("noticed"):
                     outcome = self._with_notice(outcome)
@@ -153,7 +154,7 @@ class Engine:
             )
             if deliver_later:
                 for reply in outcome.replies:
-                    enqueue(self.store, reply, "reply", outcome.reference or "", self.clock())
+                    enqueue(self.store, reply, "reply", outcome.reference or "", self.clock(), message.user)
         return outcome
 
     def _with_notice(self, outcome: Outcome) -> Outcome:

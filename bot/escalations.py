@@ -412,6 +412,7 @@ class Desk:
                 "update",
                 escalation["ref"],
                 now,
+                escalation["user"],
             )
 
     def _visible(self, ref: str, officer_id: str) -> dict:

@@ -61,7 +61,13 @@ def cli_sender(store: Store, clock=utc_now):
 
     def send(message: OutgoingMessage) -> None:
         store.db["officer_inbox"].insert(
-            {"officer": message.conversation, "ref": "", "text": message.text, "at": clock().isoformat(), "read": 0}
+            {
+                "officer": message.conversation,
+                "ref": message.ref,
+                "text": message.text,
+                "at": clock().isoformat(),
+                "read": 0,
+            }
         )
 
     return send

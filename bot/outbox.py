@@ -47,8 +47,11 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
-def enqueue(store: Store, message: OutgoingMessage, purpose: str, ref: str, now: datetime) -> int:
-    """Add ``message`` to the outbox; call inside the transaction that caused it."""
+def enqueue(store: Store, message: OutgoingMessage, purpose: str, ref: str, now: datetime, user: str = "") -> int:
+    """Add ``message`` to the outbox; call inside the transaction that caused it.
+
+    ``user`` names the person it is for (when a resident), so erasure finds it.
+    """
     table = store.db["outbox"]
     table.insert(
         {
@@ -64,6 +67,7 @@ def enqueue(store: Store, message: OutgoingMessage, purpose: str, ref: str, now:
             "last_error": "",
             "created_at": now.isoformat(),
             "sent_at": "",
+            "user": user,
         }
     )
     return int(table.last_pk)

@@ -146,17 +146,24 @@ def erase(store: Store, config: Config, platform: str, user: str, now: datetime,
             "update escalation_notes set text = ? where ref = ? and kind = 'reply'",
             ["[removed at the resident's request]", ref],
         )
+        if "close_note" not in keep:
+            db.execute("update escalation_notes set text = '[removed]' where ref = ? and kind = 'close'", [ref])
         sets = ", ".join(f"{f} = ''" for f in (*PERSONAL_FIELDS, *blank))
         db.execute(f"update escalations set {sets} where ref = ?", [ref])
         db.execute(
-            "update outbox set text = '[removed]' where ref = ? and status in ('sent', 'failed', 'blocked')", [ref]
+            "update outbox set text = '[removed]', status = case when status = 'pending' and purpose = 'notify' "
+            "then 'cancelled' else status end, user = '', conversation = case when purpose = 'notify' "
+            "then conversation else '' end where ref = ?",
+            [ref],
         )
+        db.execute("update officer_inbox set text = '[removed]' where ref = ?", [ref])
     messages = db.execute("delete from messages where platform = ? and user = ?", [platform, user]).rowcount
     conversations = db.execute("delete from conversations where platform = ? and user = ?", [platform, user]).rowcount
     web = db.execute("delete from web_messages where session = ?", [user]).rowcount if platform == "web" else 0
     db.execute(
-        "delete from outbox where platform = ? and conversation = ? and status in ('sent', 'failed', 'blocked')",
-        [platform, user],
+        "update outbox set text = '[removed]', status = case when status = 'pending' then 'cancelled' else status end, "
+        "user = '', conversation = '' where platform = ? and (user = ? or conversation = ?) and status != 'sending'",
+        [platform, user, user],
     )
     result = Erased(messages, conversations, web, len(refs), notes, open_refs)
     for ref in open_refs:

@@ -14,7 +14,7 @@ _PATTERNS = [
     ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
     ("card number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     ("national insurance number", re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.I)),
-    ("postcode", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.I)),
+    ("postcode", re.compile(r"(?<!CB-)\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.I)),
     ("phone number", re.compile(r"(?<![\w+])(?:\+44\s?\(?0?\)?\s?|0)\d(?:[\s-]?\d){8,9}\b")),
 ]
 
@@ -30,8 +30,6 @@ class RedactingFilter(logging.Filter):
     """A logging filter that redacts every record's message and arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(str(record.msg))
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        record.msg = redact(record.getMessage())
+        record.args = None
         return True

@@ -127,7 +127,13 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["messages"].create_index(["at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Tag outbox rows with the person they are for, so erasure can find them all."""
+    db["outbox"].add_column("user", str, not_null_default="")
+    db["outbox"].create_index(["platform", "user"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 """Schema changes in order; the database records how many it has had."""
 
 
@@ -191,13 +197,13 @@ class Store:
             raise
         conn.execute("commit")
 
-    def seen(self, platform: str, event_id: str) -> bool:
+    def seen(self, platform: str, event_id: str, at: str = "") -> bool:
         """Record an incoming event; True if it had been recorded before."""
         if not event_id:
             return False
         cursor = self.db.execute(
             "insert or ignore into inbox (platform, event_id, received_at) values (?, ?, ?)",
-            [platform, event_id, _now()],
+            [platform, event_id, at or _now()],
         )
         return cursor.rowcount == 0
 
@@ -206,14 +212,16 @@ class Store:
         rows = list(self.db.query("select state from conversations where platform = ? and user = ?", [platform, user]))
         return json.loads(rows[0]["state"]) if rows else {}
 
-    def save_state(self, platform: str, user: str, state: dict) -> None:
+    def save_state(self, platform: str, user: str, state: dict, at: str = "") -> None:
         """Replace the conversation state of one person."""
         self.db["conversations"].upsert(
-            {"platform": platform, "user": user, "state": json.dumps(state), "updated_at": _now()},
+            {"platform": platform, "user": user, "state": json.dumps(state), "updated_at": at or _now()},
             pk=("platform", "user"),
         )
 
-    def log(self, platform: str, user: str, direction: str, text: str, action: str = "", intent: str = "") -> None:
+    def log(
+        self, platform: str, user: str, direction: str, text: str, action: str = "", intent: str = "", at: str = ""
+    ) -> None:
         """Keep one message of a conversation (``in`` or ``out``)."""
         self.db["messages"].insert(
             {
@@ -223,7 +231,7 @@ class Store:
                 "text": text,
                 "action": action,
                 "intent": intent or "",
-                "at": _now(),
+                "at": at or _now(),
             }
         )
 
