@@ -19,7 +19,7 @@ from bot import data_cli, evaluate, officer_cli
 from bot.config import Config, ConfigError
 from bot.engine import utc_now
 from bot.escalations import Desk
-from bot.messages import IncomingMessage, Outcome, OutgoingMessage
+from bot.messages import IncomingMessage, Outcome, OutgoingMessage, as_text
 from bot.outbox import Dispatcher
 from bot.store import Store, StoreError
 from bot.wiring import SetupError, compile_knowledge, content_folder, make_engine
@@ -128,7 +128,7 @@ def run_chat(config: Config, user: str) -> int:
 
     def show(message: OutgoingMessage) -> None:
         with lock:
-            print(f"\nbot> {message.text}\n", flush=True)
+            print(f"\nbot> {as_text(message)}\n", flush=True)
             if interactive:
                 print("you> ", end="", flush=True)
 

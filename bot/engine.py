@@ -138,7 +138,7 @@ class Engine:
                 self.store.save_state(message.platform, message.user, turn.state, now)
                 self.store.log(message.platform, message.user, "in", clean(message.text)[:4000], at=now)
                 self.store.log(
-                    message.platform, message.user, "out", outcome.text, outcome.action, outcome.intent or "", now
+                    message.platform, message.user, "out", outcome.plain_text, outcome.action, outcome.intent or "", now
                 )
                 if not state.get("noticed"):
                     outcome = self._with_notice(outcome)
@@ -195,6 +195,8 @@ class Engine:
             state = {k: v for k, v in state.items() if k != "confirm_erase"}
             if folded in {"no", "n", "cancel", "stop", "keep", "no thanks", "keep it"}:
                 return self._say(message, state, replies.erase_cancelled(), "answer")
+        if (folded in _EXPORT or folded in _ERASE) and message.shared:
+            return self._say(message, state, replies.private_only(), "answer")
         if folded in _EXPORT:
             return self._export(message, state, write)
         if folded in _ERASE:

@@ -22,6 +22,9 @@ class IncomingMessage:
     event_id: str = ""
     name: str = ""
     choice: str = ""
+    shared: bool = False
+    """Written where others can read the answer (a group chat, a channel thread):
+    personal data is never shown there."""
 
     @property
     def address(self) -> str:
@@ -67,5 +70,18 @@ class Outcome:
 
     @property
     def text(self) -> str:
-        """All reply text to the sender, joined."""
+        """All reply text to the sender, joined, options numbered (as a text-only channel shows it)."""
+        return "\n\n".join(as_text(r) for r in self.replies)
+
+    @property
+    def plain_text(self) -> str:
+        """All reply text without the options (as a channel with buttons shows it)."""
         return "\n\n".join(r.text for r in self.replies)
+
+
+def as_text(message: OutgoingMessage) -> str:
+    """A message as a channel without buttons shows it: options as a numbered list."""
+    if not message.options:
+        return message.text
+    lines = "\n".join(f"{n}. {o.label}" for n, o in enumerate(message.options, 1))
+    return f"{message.text}\n{lines}\nReply with a number, or type your question."

@@ -97,9 +97,14 @@ class Dispatcher:
         if not self.senders:
             return []
         marks = ",".join("?" for _ in self.senders)
+        # Only the oldest undelivered message of each conversation is due: a message
+        # waiting to be retried holds back the ones after it, so nobody reads an
+        # answer before the question it follows, or a reply out of order.
         sql = (
             "select * from outbox where status in ('pending', 'sending') and next_attempt_at <= ? "
-            f"and platform in ({marks})"
+            f"and platform in ({marks}) and id = (select min(id) from outbox as earlier where "
+            "earlier.platform = outbox.platform and earlier.conversation = outbox.conversation "
+            "and earlier.status in ('pending', 'sending'))"
         )
         args: list = [now.isoformat(), *self.senders]
         if self.conversation is not None:
@@ -111,12 +116,22 @@ class Dispatcher:
         """Try every due row once (from synchronous code); return how many were delivered."""
         return asyncio.run(self.deliver())
 
-    async def deliver(self) -> int:
-        """Try every due row once; return how many were delivered.
+    async def deliver(self, rounds: int = 20) -> int:
+        """Send what is due, conversation by conversation in order; return how many were delivered.
 
-        Senders may be plain or async functions; either way each row is sent
-        at most once at a time (the row is leased first).
+        Each round sends the oldest due message of every conversation; rounds
+        repeat while they deliver something (at most ``rounds``). Senders may
+        be plain or async functions; each row is leased before it is sent.
         """
+        delivered = 0
+        for _ in range(rounds):
+            sent = await self._round()
+            delivered += sent
+            if not sent:
+                break
+        return delivered
+
+    async def _round(self) -> int:
         delivered = 0
         for row in self.due(self.clock()):
             if not self._claim(row):

@@ -40,17 +40,13 @@ def numbered(options: list[Option]) -> str:
 
 
 def clarify(options: list[Option]) -> str:
-    """Ask which of several close intents the person meant."""
-    return (
-        "I want to make sure I give you the right answer. Did you mean:\n"
-        f"{numbered(options)}\n"
-        "Reply with a number or the words. If it's none of these, say 'talk to a person'."
-    )
+    """Ask which of several close intents the person meant (the options go with the message)."""
+    return "I want to make sure I give you the right answer. Did you mean one of these?"
 
 
 def follow_ups(options: list[Option]) -> str:
-    """Offer related questions after an answer."""
-    return f"You might also want:\n{numbered(options)}"
+    """Lead-in to related questions offered after an answer (the options go with the message)."""
+    return "You might also want:"
 
 
 def offer_person() -> str:
@@ -141,3 +137,8 @@ def export_intro(config: Config) -> str:
 def export_preview() -> str:
     """In a stateless preview there is nothing to export."""
     return "In a real conversation I would show you everything we hold about you here."
+
+
+def private_only() -> str:
+    """'my data' asked where others can read the answer."""
+    return "For your privacy, ask me for your data, or to delete it, in a private chat with me, not here."

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Mapping
 
 import uvicorn
@@ -96,6 +97,8 @@ class Runner:
         self.app = Starlette(routes=routes)
         self.app.state.services = self.services
         self.stopping = asyncio.Event()
+        self.web_done = asyncio.Event()
+        """Set once the web server has finished its last request; delivery runs until then."""
         self.server: uvicorn.Server | None = None
 
     @property
@@ -104,7 +107,7 @@ class Runner:
         return f"http://{self.config.web.host}:{self.config.web.port}"
 
     async def _dispatch_loop(self) -> None:
-        while not self.stopping.is_set():
+        while not self.web_done.is_set():
             self.wakeup.clear()
             try:
                 await self.dispatcher.deliver()
@@ -157,7 +160,9 @@ class Runner:
         )
         self.server = uvicorn.Server(web)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        server_task = asyncio.create_task(self.server.serve())
+        listener = socket.create_server((self.config.web.host, self.config.web.port), reuse_port=False)
+        listener.setblocking(False)
+        server_task = asyncio.create_task(self.server.serve(sockets=[listener]))
         while not self.server.started:
             if server_task.done():
                 server_task.result()
@@ -175,6 +180,9 @@ class Runner:
                 await channel.stop()
         self.server.should_exit = True
         await server_task
+        listener.close()
+        self.web_done.set()
+        self.wakeup.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -158,6 +158,10 @@ class Store:
             self.db.execute("pragma busy_timeout = 5000")
             if str(path) != ":memory:":
                 self.db.enable_wal()
+                # In WAL mode NORMAL never corrupts the database and survives an application
+                # crash; only an OS crash or power cut can lose the last commits. It removes an
+                # fsync from every commit (about 3x the web chat's throughput).
+                self.db.execute("pragma synchronous = NORMAL")
                 self._private()
             self._migrate()
             if str(path) != ":memory:":

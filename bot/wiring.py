@@ -6,9 +6,14 @@ start here.
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
 from pathlib import Path
 
+import intents
 from bot.config import Config
 from bot.engine import Engine
 from bot.store import Store
@@ -16,6 +21,8 @@ from intents.decision import Thresholds
 from intents.matcher import Matcher
 from knowledge import build, check, content
 from knowledge.base import KnowledgeBase
+
+log = logging.getLogger("councilbot")
 
 
 class SetupError(Exception):
@@ -55,12 +62,18 @@ def open_knowledge(config: Config) -> KnowledgeBase:
         if problems:
             listing = "\n".join(f"  {p}" for p in problems[:50])
             raise SetupError(f"the knowledge content has {len(problems)} problem(s):\n{listing}")
-        print(f"built {db} ({counts['entries']} entries)", file=sys.stderr)
+        log.info("built the knowledge base", extra={"path": str(db), "entries": counts["entries"]})
     return KnowledgeBase(db)
 
 
 def make_matcher(kb: KnowledgeBase, config: Config) -> Matcher:
-    """A matcher over ``kb`` with the configuration's thresholds."""
+    """A matcher over ``kb`` with the configuration's thresholds.
+
+    The analysed index is cached beside knowledge.db (``.index.pickle``), keyed
+    by the database file and the matcher's own source, so a restart skips
+    re-analysing every example question. A missing, stale or unreadable
+    cache is simply rebuilt.
+    """
     m = config.matcher
     thresholds = Thresholds(
         answer=m.answer_threshold,
@@ -69,7 +82,35 @@ def make_matcher(kb: KnowledgeBase, config: Config) -> Matcher:
         max_options=m.max_options,
         safety=m.safety_threshold,
     )
-    return Matcher(kb.examples, kb.synonyms, kb.ids_of_kind("safety"), thresholds)
+    safety_ids = kb.ids_of_kind("safety")
+    cache = kb.path.with_name(kb.path.name + ".index.pickle")
+    key = _cache_key(kb.path)
+    try:
+        with cache.open("rb") as f:
+            stored_key, matcher = pickle.load(f)
+        if stored_key == key and isinstance(matcher, Matcher):
+            matcher.thresholds = thresholds
+            matcher.safety_intents = frozenset(safety_ids)
+            return matcher
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        pass
+    matcher = Matcher(kb.examples, kb.synonyms, safety_ids, thresholds)
+    with contextlib.suppress(OSError):
+        temporary = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+        with temporary.open("wb") as f:
+            pickle.dump((key, matcher), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, cache)
+    return matcher
+
+
+def _cache_key(db: Path) -> tuple:
+    """What the cached index depends on: the knowledge base file and the matcher's code."""
+    stat = db.stat()
+    source = hashlib.sha256()
+    for path in sorted(Path(intents.__file__).parent.glob("*.py")):
+        source.update(path.read_bytes())
+    return (stat.st_size, stat.st_mtime_ns, source.hexdigest())
 
 
 def make_engine(config: Config, stateful: bool = True) -> Engine:

@@ -47,6 +47,9 @@ class Index:
     postings: dict[str, list[int]] = field(default_factory=dict)
     vocab: dict[str, dict[str, float]] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    term_intents: dict[str, list[tuple[str, float, int]]] = field(default_factory=dict)
+    """For each term: (intent, support 0-1, examples containing it) for every intent using it."""
+    words_by_length: dict[int, list[str]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
     words: list[str] = field(default_factory=list)
     unknown_weight: float = 1.0
@@ -86,10 +89,17 @@ class Index:
                 postings[term].append(position)
         index.postings = dict(postings)
         index.counts = {intent: dict(terms) for intent, terms in vocab.items()}
+        by_term: dict[str, list[tuple[str, float, int]]] = defaultdict(list)
         index.vocab = {
             intent: {t: min(1.0, count / (SUPPORT_SHARE * sizes[intent])) for t, count in terms.items()}
             for intent, terms in vocab.items()
         }
+        for intent, supports in index.vocab.items():
+            for term, support in supports.items():
+                by_term[term].append((intent, support, index.counts[intent][term]))
+        index.term_intents = dict(by_term)
+        for word in index.words:
+            index.words_by_length.setdefault(len(word), []).append(word)
         return index
 
     def weight(self, term: str) -> float:

@@ -71,6 +71,17 @@ class Matcher:
             repaired.append(word)
         return repaired
 
+    def _near_length(self, size: int) -> list[str]:
+        """Known words whose length could reach the typo cutoff against a word of ``size`` letters.
+
+        ``fuzz.ratio`` is at most 2*min/(a+b), so lengths further apart than this
+        cannot score ``TYPO_CUTOFF``; skipping them keeps repair fast on large
+        vocabularies.
+        """
+        spread = int(size * (200 - TYPO_CUTOFF) / TYPO_CUTOFF) + 1
+        by_length = self.index.words_by_length
+        return [w for n in range(max(1, size - spread), size + spread + 1) for w in by_length.get(n, ())]
+
     def rank(self, text: str) -> list[Candidate]:
         """Every intent sharing a term with ``text``, best first."""
         terms = features(terms_of(self.repair(self.analyser.words(text))))
@@ -89,14 +100,17 @@ class Matcher:
             dice = 2 * overlap / (total + example.weight)
             if dice > best.get(example.intent, (0.0, -1))[0]:
                 best[example.intent] = (dice, position)
+        covered: dict[str, float] = defaultdict(float)
+        evidence: dict[str, int] = defaultdict(int)
+        for term, weight in weights.items():
+            for intent, support, count in self.index.term_intents.get(term, ()):
+                covered[intent] += weight * support
+                if count > evidence[intent]:
+                    evidence[intent] = count
         ranked = []
         for intent, (dice, position) in best.items():
-            vocab = self.index.vocab[intent]
-            counts = self.index.counts[intent]
-            coverage = sum(w * vocab.get(t, 0.0) for t, w in weights.items()) / total
-            score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * coverage
-            evidence = max((counts.get(t, 0) for t in weights), default=0)
-            ranked.append(Candidate(intent, round(score, 4), examples[position].text, round(dice, 4), evidence))
+            score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * covered[intent] / total
+            ranked.append(Candidate(intent, round(score, 4), examples[position].text, round(dice, 4), evidence[intent]))
         ranked.sort(key=lambda c: (-c.score, c.intent))
         return ranked
 

@@ -108,6 +108,8 @@ class FakeTelegram:
     blocked: set[str] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)
     messages: dict[tuple[str, int], dict] = field(default_factory=dict)
+    hidden: Callable[[str], bool] | None = None
+    """Sent texts a test is not about (e.g. a one-off notice): left out of ``sent`` and what builds on it."""
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1000)
@@ -250,11 +252,18 @@ class FakeTelegram:
         """Calls of ``method`` (by default only those that succeeded)."""
         return [c for c in self.calls if c.method == method and (c.status == 200) == ok]
 
+    def delivered(self, chat: int | str | None = None) -> list[Call]:
+        """The sendMessage calls that succeeded (optionally to one chat), less ``hidden`` ones."""
+        return [
+            c
+            for c in self.called("sendMessage")
+            if (chat is None or str(c.params.get("chat_id")) == str(chat))
+            and not (self.hidden and self.hidden(parse_html(c.params.get("text", ""))[0]))
+        ]
+
     def sent(self, chat: int | str | None = None) -> list[dict]:
         """Parameters of the sendMessage calls that succeeded, optionally to one chat."""
-        return [
-            c.params for c in self.called("sendMessage") if chat is None or str(c.params.get("chat_id")) == str(chat)
-        ]
+        return [c.params for c in self.delivered(chat)]
 
     def texts(self, chat: int | str) -> list[str]:
         """The plain text (markup read) of each message sent to ``chat``."""
@@ -262,8 +271,7 @@ class FakeTelegram:
 
     def last_message_id(self, chat: int | str) -> int:
         """The id of the last message the bot sent to ``chat``."""
-        calls = [c for c in self.called("sendMessage") if str(c.params.get("chat_id")) == str(chat)]
-        return calls[-1].result["message_id"]
+        return self.delivered(chat)[-1].result["message_id"]
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
         """Wait until ``predicate()`` is truthy; return its value (or fail the test after ``timeout``)."""

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -402,6 +403,20 @@ def all_text(request: dict) -> str:
     return json.dumps(request.get("blocks", []), ensure_ascii=False) + request.get("text", "")
 
 
+PRIVACY = "Privacy:"
+"""How the privacy notice the engine sends before a conversation's first reply begins."""
+
+
+def answers(world: World) -> list[dict]:
+    """The bot's replies on Slack in the outbox, without the privacy notice at a conversation's start."""
+    return [r for r in world.outbox(platform="slack", purpose="reply") if not r["text"].startswith(PRIVACY)]
+
+
+def posted_answers(world: World) -> list[dict]:
+    """What chat.postMessage was sent, without privacy notices."""
+    return [p for p in world.fake.posts() if not p["text"].startswith(PRIVACY)]
+
+
 def action_ids(request: dict) -> list[str]:
     return [e.get("action_id") for b in request.get("blocks", []) for e in b.get("elements", []) if "action_id" in e]
 
@@ -424,17 +439,17 @@ async def test_direct_message_answered_in_the_dm(make: Make) -> None:
     world = await make("http")
     response = await world.event(dm(SOCIAL), "Ev0DM1")
     assert response.status_code == 200
-    (reply,) = await eventually(lambda: world.outbox(platform="slack", purpose="reply"))
+    (reply,) = await eventually(lambda: answers(world))
     assert reply["conversation"] == COUNCILLOR_DM
-    assert await world.deliver() == 1
-    (post,) = world.fake.to("chat.postMessage")
+    assert await world.deliver() == 2
+    notice, post = world.fake.posts()
+    assert notice["text"].startswith(PRIVACY) and notice["channel"] == COUNCILLOR_DM, "first contact: the notice"
     assert post["channel"] == COUNCILLOR_DM
     assert "thread_ts" not in post
     assert SOCIAL_ANSWER in post["blocks"][0]["text"]["text"]
     assert world.fake.calls[-1].token == BOT_TOKEN
     assert world.fake.to("auth.test"), "bolt learns the bot's own id with auth.test"
-    (row,) = world.outbox(platform="slack")
-    assert row["platform_message_id"].startswith("1700000")
+    assert world.outbox(id=reply["id"])[0]["platform_message_id"] == post["ts"]
 
 
 async def test_mention_answered_in_a_thread_over_socket_mode(make: Make) -> None:
@@ -443,10 +458,10 @@ async def test_mention_answered_in_a_thread_over_socket_mode(make: Make) -> None
     event = mention(f"<@{BOT_USER}> {SOCIAL}")
     envelope = await world.fake.push("events_api", event_body(event, "Ev0MENTION"))
     assert (await world.fake.wait_ack(envelope))["envelope_id"] == envelope
-    (reply,) = await eventually(lambda: world.outbox(platform="slack", purpose="reply"))
+    (reply,) = await eventually(lambda: answers(world))
     assert reply["conversation"] == f"{GENERAL}:{event['ts']}"
     await world.deliver()
-    (post,) = world.fake.to("chat.postMessage")
+    (post,) = posted_answers(world)
     assert (post["channel"], post["thread_ts"]) == (GENERAL, event["ts"])
     assert SOCIAL_ANSWER in all_text(post)
     logged = [r["text"] for r in world.store.db.query("select text from messages where direction = 'in'")]
@@ -457,9 +472,9 @@ async def test_mention_answered_in_a_thread_over_socket_mode(make: Make) -> None
     other = channel_message("lunch anyone?", "UOTHER", GENERAL, "1600000000.000001")
     await world.fake.wait_ack(await world.fake.push("events_api", event_body(other, "Ev0OTHER")))
     await world.fake.wait_ack(await world.fake.push("events_api", event_body(follow, "Ev0FOLLOW")))
-    await eventually(lambda: len(world.outbox(platform="slack", purpose="reply")) == 2)
+    await eventually(lambda: len(answers(world)) == 2)
     await world.deliver()
-    assert [p.get("thread_ts") for p in world.fake.to("chat.postMessage")] == [event["ts"], event["ts"]]
+    assert [p.get("thread_ts") for p in world.fake.posts()] == [event["ts"]] * 3, "notice and two answers"
     assert not world.store.db.execute("select 1 from messages where user = 'UOTHER'").fetchall()
 
 
@@ -481,12 +496,31 @@ async def test_events_are_acknowledged_before_the_work_is_done(make: Make) -> No
     assert message.event_id == "Ev0SLOW"
 
 
+async def test_buttons_are_acknowledged_before_the_desk_acts(make: Make) -> None:
+    world = await make("http")
+    ref = await world.resident_asks(UNMATCHED)
+    note = await notified(world, ref)
+    gate = asyncio.Event()
+    act = world.services.act
+
+    async def slow_act(action: Callable[[], object]) -> object:
+        await gate.wait()
+        return await act(action)
+
+    world.services.act = slow_act  # type: ignore[method-assign]
+    response = await asyncio.wait_for(world.interact(pressed("UDANA", note, button(note, sb.CLAIM))), 2.0)
+    assert response.status_code == 200
+    assert world.escalation(ref)["claimed_by"] == ""
+    gate.set()
+    await eventually(lambda: world.escalation(ref)["claimed_by"] == "duty")
+
+
 async def test_clarification_answered_by_button(make: Make) -> None:
     world = await make("http")
     await world.event(dm(AMBIGUOUS), "Ev0AMBIG")
-    await eventually(lambda: world.outbox(platform="slack", purpose="reply"))
+    await eventually(lambda: answers(world))
     await world.deliver()
-    (question,) = world.fake.posts()
+    (question,) = posted_answers(world)
     buttons = [e for b in question["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["value"] for b in buttons] == [
         "socialmedia.facebook-page",
@@ -497,9 +531,9 @@ async def test_clarification_answered_by_button(make: Make) -> None:
 
     response = await world.interact(pressed(COUNCILLOR, question, button(question, f"{sb.CHOICE}_1")))
     assert response.status_code == 200
-    await eventually(lambda: len(world.outbox(platform="slack", purpose="reply")) == 2)
+    await eventually(lambda: len(answers(world)) == 2)
     await world.deliver()
-    answer = world.fake.to("chat.postMessage")[-1]
+    answer = world.fake.posts()[-1]
     assert answer["channel"] == COUNCILLOR_DM
     assert "Join local groups" in all_text(answer)
     (marked,) = world.fake.to("chat.update")
@@ -596,8 +630,9 @@ async def test_telegram_escalation_answered_by_a_reply_in_the_thread(make: Make)
     await asyncio.sleep(0.2)
     assert len(world.outbox(purpose="relay")) == 1
     await world.deliver()
-    assert [m.conversation for m in world.residents.sent] == ["chat-424242", "chat-424242"]
-    assert "Tuesdays & Fridays" in world.residents.sent[-1].text
+    assert {m.conversation for m in world.residents.sent} == {"chat-424242"}
+    relayed = [m for m in world.residents.sent if "Tuesdays" in m.text]
+    assert len(relayed) == 1 and "Tuesdays & Fridays" in relayed[0].text
 
 
 async def test_buttons_over_socket_mode(make: Make) -> None:
@@ -607,6 +642,18 @@ async def test_buttons_over_socket_mode(make: Make) -> None:
     envelope = await world.fake.push("interactive", pressed("UDANA", note, button(note, sb.CLAIM)))
     await world.fake.wait_ack(envelope)
     await eventually(lambda: world.escalation(ref)["claimed_by"] == "duty")
+
+
+async def test_a_dm_notification_is_updated_after_a_restart(make: Make) -> None:
+    world = await make("http")
+    ref = await world.resident_asks(TRADE_WASTE)
+    note = await notified(world, ref, conversation="UWYN")
+    world.channel._dms.clear()  # a restarted bot knows only the user id the notification was addressed to
+    await world.interact(pressed("UWYN", note, button(note, sb.CLAIM), channel="DWYN"))
+    (update,) = await eventually(lambda: world.fake.to("chat.update"))
+    assert world.fake.to("conversations.open") == [{"users": "UWYN"}]
+    assert (update["channel"], update["ts"]) == ("DWYN", note["ts"])
+    assert "*Claimed* by Wyn Jones" in all_text(update)
 
 
 async def test_a_thread_reply_by_someone_else_is_not_relayed(make: Make) -> None:
@@ -772,13 +819,14 @@ async def test_a_slack_retry_is_not_answered_twice(make: Make) -> None:
     world = await make("http")
     event = dm(SOCIAL)
     first = await world.event(event, "Ev0TWICE")
-    await eventually(lambda: world.outbox(platform="slack"))
+    await eventually(lambda: answers(world))
     retry = await world.event(event, "Ev0TWICE", retry=1)
     assert (first.status_code, retry.status_code) == (200, 200)
     await asyncio.sleep(0.2)
-    assert len(world.outbox(platform="slack")) == 1
+    assert len(answers(world)) == 1
     await world.deliver()
-    assert len(world.fake.to("chat.postMessage")) == 1
+    assert len(posted_answers(world)) == 1
+    assert len(world.fake.to("chat.postMessage")) == 2, "the notice and the answer, once each"
 
 
 async def test_bot_messages_and_edits_are_ignored(make: Make) -> None:
@@ -789,6 +837,17 @@ async def test_bot_messages_and_edits_are_ignored(make: Make) -> None:
     assert (await world.event(edit, "Ev0EDIT")).status_code == 200
     await asyncio.sleep(0.2)
     assert world.outbox() == []
+
+
+def test_manifest_grants_what_the_adapter_uses() -> None:
+    manifest = (Path(__file__).resolve().parent.parent / "slack-manifest.yml").read_text(encoding="utf-8")
+    items = set(re.findall(r"^\s+- ([\w:.]+)\s*$", manifest, re.MULTILINE))
+    scopes = {"app_mentions:read", "channels:history", "groups:history", "chat:write", "im:history", "im:write"}
+    events = {"app_mention", "message.channels", "message.groups", "message.im"}
+    assert scopes | events <= items
+    assert re.search(r"^  socket_mode_enabled: true$", manifest, re.MULTILINE)
+    assert re.search(r"^  interactivity:\n    is_enabled: true$", manifest, re.MULTILINE)
+    assert re.search(r"^    messages_tab_enabled: true$", manifest, re.MULTILINE)
 
 
 # -- construction -----------------------------------------------------------------------------
@@ -880,6 +939,8 @@ def test_message_to_incoming_for_recorded_events() -> None:
     assert sb.message_to_incoming(event | {"bot_id": "B1"}, "Ev5") is None
     assert sb.message_to_incoming(event | {"subtype": "message_deleted"}, "Ev6") is None
     assert sb.message_to_incoming({"type": "message", "channel": "D1", "text": "x"}, "Ev7") is None
+    photo = event | {"subtype": "file_share", "text": "", "files": [{"id": "F1", "mimetype": "image/png"}]}
+    assert sb.message_to_incoming(photo, "Ev8").text == "", "a file without words: the engine asks for words"
 
 
 def test_choice_to_incoming_for_a_recorded_action() -> None:

@@ -19,6 +19,7 @@ from conftest import OFFICERS, config_data
 from fake_telegram import BOT_ID, BOT_USERNAME, TOKEN, FakeTelegram, parse_html
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot import replies
 from bot.adapters import telegram as tg
 from bot.adapters.telegram import (
     BUTTON,
@@ -40,8 +41,8 @@ from bot.adapters.telegram import (
     telegram_length,
 )
 from bot.config import Config, ConfigError, CouncilConfig, TelegramConfig, load
-from bot.messages import Option, OutgoingMessage
-from bot.outbox import DeliveryError
+from bot.messages import IncomingMessage, Option, OutgoingMessage
+from bot.outbox import DeliveryError, Dispatcher
 from bot.runner import Runner
 from bot.secret import Secret
 from bot.store import Store
@@ -438,10 +439,10 @@ def test_send_errors_become_delivery_errors() -> None:
 
 def test_start_says_who_holds_the_data_and_how_to_have_it_deleted() -> None:
     council = CouncilConfig(name=COUNCIL, email="help@testshire.example", privacy_notice_url=PRIVACY)
-    text = tg.welcome_text(council)
+    text = tg.welcome_text(Config(council=council))
     assert COUNCIL in text and PRIVACY in text and "help@testshire.example" in text
-    assert "keep" in text and "deleted" in text
-    assert PRIVACY in tg.data_request_text(council)
+    assert replies.privacy_notice(Config(council=council)) in text  # the council's one privacy notice
+    assert "/mydata" in text and "/forget" in text
     assert "/human" in tg.help_text(council)
     assert "typed" in tg.not_text_text("photo") and "photo" in tg.not_text_text("photo")
 
@@ -503,7 +504,15 @@ async def running(config: Config, **env: str) -> AsyncIterator[Runner]:
 
 @pytest.fixture
 def site(tmp_path: Path, fake: FakeTelegram) -> Config:
-    return load(str(write_site(tmp_path, fake)))
+    config = load(str(write_site(tmp_path, fake)))
+    fake.hidden = notice(config)
+    return config
+
+
+def notice(config: Config):
+    """The engine's one-off privacy notice (its own message before a person's first answer)."""
+    text = replies.privacy_notice(config)
+    return lambda sent: sent == text
 
 
 def rows(config: Config, sql: str, args: list | None = None) -> list[dict]:
@@ -518,14 +527,21 @@ async def test_a_residents_question_is_answered(site: Config, fake: FakeTelegram
     async with running(site):
         assert fake.called("getMe")
         (commands,) = fake.called("setMyCommands")
-        assert [c["command"] for c in commands.params["commands"]] == ["start", "help", "human"]
+        assert [c["command"] for c in commands.params["commands"]] == ["start", "help", "human", "mydata", "forget"]
         assert fake.called("deleteWebhook")  # polling needs no webhook
 
         fake.say(RESIDENT, RESIDENT, "/start")
         fake.say(RESIDENT, RESIDENT, "how do I pay my council tax")
-        welcome, answer = await fake.wait_sent(RESIDENT, 2)
+        fake.say(RESIDENT, RESIDENT, "/human")
+        welcome, answer, handed_off = await fake.wait_sent(RESIDENT, 3)
 
-    assert COUNCIL in welcome and PRIVACY in welcome and "deleted" in welcome
+    notices = [c for c in fake.called("sendMessage") if notice(site)(parse_html(c.params["text"])[0])]
+    assert len(notices) == 1  # the engine's privacy notice, once, before the first answer
+    (escalation,) = rows(site, "select * from escalations")  # /human asks the engine for a person
+    assert (escalation["platform"], escalation["user"], escalation["topic"]) == ("telegram", "1001", "council-tax")
+    assert f"I've passed your question to Tara Khan, Council Tax officer, at {COUNCIL}" in handed_off
+
+    assert welcome == tg.welcome_text(site)
     assert "Pay by Direct Debit & card at" in answer and "Amounts <£1 are not taken." in answer
     sent = fake.sent(RESIDENT)[1]
     assert sent["parse_mode"] == "HTML"
@@ -591,10 +607,16 @@ async def test_escalation_to_an_officer_on_telegram_and_the_reply_relayed(site: 
 
         fake.tap(OFFICER, OFFICER, note_id, close["callback_data"])
         await fake.wait_for(lambda: len(fake.called("answerCallbackQuery")) == 3, what="the close answered")
+        fake.tap(OFFICER, OFFICER, note_id, claim["callback_data"])  # an old button, after the close
+        await fake.wait_for(lambda: len(fake.called("answerCallbackQuery")) == 4, what="the late tap answered")
+        removed = fake.called("editMessageReplyMarkup")[-1].params
 
     assert texts[1] == f"Dana Price (Customer Services duty officer) replied about {ref}:\nThe capital is Canberra."
     assert confirmation == f"Sent to the resident on telegram ({ref})."
     assert fake.called("answerCallbackQuery")[2].params["text"] == f"{ref} is closed."
+    assert "reply_markup" not in removed  # the buttons are gone once it is closed
+    late = fake.called("answerCallbackQuery")[3].params
+    assert (late["text"], late["show_alert"]) == (f"{ref} is closed", "true")  # the desk's own words
     (escalation,) = rows(site, "select * from escalations")
     assert (escalation["status"], escalation["claimed_by"], escalation["close_note"]) == (
         "closed",
@@ -649,6 +671,7 @@ async def test_a_reply_from_the_command_line_reaches_the_resident_on_telegram(
 async def test_the_webhook_checks_its_secret(tmp_path: Path, fake: FakeTelegram) -> None:
     url = "https://bot.testshire.example/telegram/webhook"
     config = load(str(write_site(tmp_path, fake, mode="webhook", webhook_url=url)))
+    fake.hidden = notice(config)
     async with running(config, TELEGRAM_WEBHOOK_SECRET=SECRET) as runner:
         assert fake.webhook == {"url": url, "secret_token": SECRET}
         assert not fake.called("getUpdates")
@@ -665,7 +688,7 @@ async def test_the_webhook_checks_its_secret(tmp_path: Path, fake: FakeTelegram)
             assert (right.status_code, again.status_code) == (200, 200)
             (answer,) = await fake.wait_sent(RESIDENT, 1)
             await asyncio.sleep(0.3)
-    assert answer.startswith("Pay by Direct Debit")
+    assert "Pay by Direct Debit" in answer
     assert len(fake.sent(RESIDENT)) == 1
 
 
@@ -701,22 +724,24 @@ async def test_a_crash_mid_batch_loses_nothing_and_answers_nothing_twice(site: C
         await fake.wait_for(lambda: not fake.updates, what="every update acknowledged")
         await asyncio.sleep(0.3)
 
-    assert texts[0].startswith("Pay by Direct Debit") and texts[1].startswith("Report a missed bin")
+    assert "Pay by Direct Debit" in texts[0] and texts[1].startswith("Report a missed bin")
     assert len(fake.sent(RESIDENT)) == 2 and len(fake.sent(OTHER_RESIDENT)) == 1
     handled = rows(site, "select event_id from inbox where platform = 'telegram' order by event_id")
     assert len(handled) == 3
 
 
 async def test_429_waits_for_retry_after_before_sending_again(site: Config, fake: FakeTelegram) -> None:
+    fake.hidden = None  # the privacy notice is the first message, the one refused
     fake.fail("sendMessage", 429, retry_after=3)
     async with running(site):
         fake.say(RESIDENT, RESIDENT, "hello")
-        await fake.wait_sent(RESIDENT, 1, timeout=8)
+        await fake.wait_sent(RESIDENT, 2, timeout=8)
     (refused,) = fake.called("sendMessage", ok=False)
-    (delivered,) = fake.called("sendMessage")
+    first, second = fake.called("sendMessage")
     assert refused.status == 429
-    assert delivered.at - refused.at >= 3.0  # not before the wait Telegram asked for (the usual back-off is 2s)
-    assert delivered.params["text"].startswith("Hello!")
+    assert first.params["text"] == refused.params["text"]  # the same message, retried
+    assert first.at - refused.at >= 3.0  # not before the wait Telegram asked for (the usual back-off is 2s)
+    assert "Hello! Ask me" in second.params["text"]  # the next message waited too, and kept its place
 
 
 async def test_html_in_a_message_is_shown_literally(site: Config, fake: FakeTelegram) -> None:
@@ -747,7 +772,7 @@ async def test_photos_stickers_and_voice_get_a_helpful_reply(site: Config, fake:
     assert all(t.startswith("I can only read typed messages") for t in texts[:5])
     for text, noun in zip(texts, ["photo", "sticker", "voice message", "location", "file"], strict=False):
         assert f"can't see that {noun}" in text
-    assert texts[5].startswith("Hello!")
+    assert "Hello! Ask me" in texts[5]
 
 
 async def test_a_group_chat_is_answered_only_when_addressed(site: Config, fake: FakeTelegram) -> None:
@@ -762,7 +787,7 @@ async def test_a_group_chat_is_answered_only_when_addressed(site: Config, fake: 
         texts = await fake.wait_sent(GROUP, 3)
         await fake.wait_for(lambda: not fake.updates, what="every update acknowledged")
         await asyncio.sleep(0.3)
-    assert answer.startswith("Find your bin day")
+    assert "Find your bin day" in answer
     assert texts[1].startswith("Report a missed bin") and "/human" in texts[2]
     assert len(fake.sent(GROUP)) == 3
 
@@ -787,8 +812,12 @@ async def test_send_reports_what_went_wrong(site: Config, fake: FakeTelegram) ->
     try:
         fake.fail("sendMessage", 429, retry_after=5)
         with pytest.raises(DeliveryError) as waited:
-            await channel.send(OutgoingMessage("telegram", str(RESIDENT), "hi"))
+            await channel.send(OutgoingMessage("telegram", "4004", "hi"))
         assert (waited.value.retry_after, waited.value.permanent) == (5.0, False)
+        asked = len(fake.calls)
+        with pytest.raises(DeliveryError) as held:  # the chat's next message waits too, without asking Telegram
+            await channel.send(OutgoingMessage("telegram", "4004", "and then"))
+        assert 4 < held.value.retry_after <= 5 and len(fake.calls) == asked
         fake.fail("sendMessage", 500)
         with pytest.raises(DeliveryError) as broken:
             await channel.send(OutgoingMessage("telegram", str(RESIDENT), "hi"))
@@ -821,3 +850,77 @@ async def test_send_reports_what_went_wrong(site: Config, fake: FakeTelegram) ->
     after = await channel.send(OutgoingMessage("telegram", str(RESIDENT), "the last delivery pass"))
     assert after == str(fake.last_message_id(RESIDENT))
     services.engine.store.close()
+
+
+async def test_an_officers_reply_delivered_twice_is_relayed_once(site: Config) -> None:
+    services = _services(site)
+    channel = TelegramChannel(services, Secret(TOKEN), site.telegram)
+    store = services.engine.store
+    try:
+        await services.receive(IncomingMessage("telegram", "1001", UNMATCHED, conversation="1001", event_id="1"))
+        sent = Dispatcher(store, {"telegram": lambda message: "900"}, services.engine.clock)
+        assert await sent.deliver() >= 2  # the resident's reply and the officer's notification
+        (ref,) = [r["ref"] for r in store.db.query("select ref from escalations")]
+
+        stranger = tg.TelegramEvent(TEXT, 50, chat=str(OFFICER), user=str(STRANGER), text="me too", reply_to="900")
+        reply = tg.TelegramEvent(TEXT, 51, chat=str(OFFICER), user=str(OFFICER), text="Canberra.", reply_to="900")
+        for event in (stranger, reply, reply):  # Telegram delivering the reply again
+            await channel.handle(event)
+    finally:
+        pending = [
+            (r["conversation"], r["purpose"], r["text"])
+            for r in store.db.query("select * from outbox where status = 'pending' order by id")
+        ]
+        services.engine.store.close()
+    assert pending == [
+        (str(OFFICER), "reply", tg.NOT_OFFICER_REPLY),
+        ("1001", "relay", f"Dana Price (Customer Services duty officer) replied about {ref}:\nCanberra."),
+        (str(OFFICER), "reply", f"Sent to the resident on telegram ({ref})."),
+    ]
+
+
+async def test_a_wrong_token_is_a_clear_error_and_never_printed(site: Config, fake: FakeTelegram) -> None:
+    services = _services(site)
+    wrong = "999:wrong-token-value"
+    try:
+        channel = TelegramChannel(services, Secret(wrong), site.telegram)
+        with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN") as error:
+            await channel.start()
+        assert wrong not in str(error.value) and error.value.__cause__ is None and error.value.__suppress_context__
+        await channel.application.bot.shutdown()
+    finally:
+        services.engine.store.close()
+
+
+async def test_telegram_down_at_start_is_retried_in_the_background(site: Config, fake: FakeTelegram) -> None:
+    fake.fail("getMe", 500)
+    async with running(site):  # the runner (and the web chat) start all the same
+        assert not fake.called("setMyCommands")
+        fake.say(RESIDENT, RESIDENT, "hello")
+        (answer,) = await fake.wait_sent(RESIDENT, 1, timeout=6)
+    assert "Hello! Ask me" in answer
+    assert fake.called("getMe", ok=False) and fake.called("getMe")
+
+
+async def test_data_commands_reach_the_engine_only_in_a_private_chat(site: Config) -> None:
+    services = _services(site)
+    channel = TelegramChannel(services, Secret(TOKEN), site.telegram)
+    store = services.engine.store
+    say = replies.privacy_notice(site)
+    try:
+        events = [("-100200300", "mydata", True), ("1001", "forget", False), ("1001", "weather", False)]
+        events += [("1001", "help", False)]
+        for update_id, (chat, command, group) in enumerate(events, 60):
+            event = tg.TelegramEvent(COMMAND, update_id, chat=chat, user="1001", command=command, group=group)
+            await channel.handle(event)
+        await channel.handle(tg.TelegramEvent(COMMAND, 63, chat="1001", user="1001", command="help"))  # again
+        sent = [(r["conversation"], r["text"], r["user"]) for r in store.db.query("select * from outbox order by id")]
+    finally:
+        store.close()
+    assert [(chat, text) for chat, text, _user in sent if text != say] == [
+        ("-100200300", tg.private_only_text("mydata")),  # not shown to the whole group
+        ("1001", replies.confirm_erase(site)),  # /forget is the engine's "delete my data"
+        ("1001", tg.unknown_command_text()),
+        ("1001", tg.help_text(site.council)),
+    ]
+    assert {user for _chat, _text, user in sent} == {"1001"}  # erasure finds every message sent to them

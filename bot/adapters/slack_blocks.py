@@ -203,6 +203,7 @@ def message_to_incoming(event: Mapping, event_id: str, bot_user_id: str | None =
         text,
         conversation=conversation_of(channel, thread_ts),
         event_id=event_id,
+        shared=event.get("channel_type") != "im",
     )
 
 
@@ -220,6 +221,7 @@ def choice_to_incoming(body: Mapping, action: Mapping) -> IncomingMessage:
         conversation=conversation_of(channel, thread_ts),
         event_id=f"action:{channel}:{message_ts}:{action.get('action_ts', '')}",
         choice=action.get("value", ""),
+        shared=not str(channel).startswith("D"),
     )
 
 

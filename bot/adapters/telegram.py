@@ -28,6 +28,7 @@ import hmac
 import html
 import logging
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot import replies
 from bot.channels import Services
-from bot.config import ConfigError, CouncilConfig, OfficerConfig, TelegramConfig
+from bot.config import Config, ConfigError, CouncilConfig, OfficerConfig, TelegramConfig
 from bot.escalations import DeskError
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.outbox import DeliveryError, enqueue, messages_for, ref_for_message
@@ -91,17 +93,17 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What I can do, and how your messages are used"),
     ("help", "How to ask me a question"),
     ("human", "Ask for a person at the council"),
+    ("mydata", "See what we hold about you"),
+    ("forget", "Delete your messages"),
 )
 """Registered with ``setMyCommands`` (the menu Telegram shows)."""
 
-ENGINE_COMMANDS = {"human": HUMAN_TEXT}
-"""Commands that are words for the engine: ``/human`` is "talk to a person"."""
+ENGINE_COMMANDS = {"human": HUMAN_TEXT, "mydata": "my data", "forget": "delete my data"}
+"""Commands that are words for the engine, which does the work (``/human`` is
+"talk to a person"; ``/mydata`` and ``/forget`` are the residents' data requests)."""
 
-LATER_COMMANDS = ("mydata", "forget")
-"""The place for ``/mydata`` (a copy of your messages) and ``/forget`` (delete them):
-a later issue. Until then they answer with how to ask the council. To build
-them, map each to the engine's words in ``ENGINE_COMMANDS``, remove it here
-and add it to ``COMMANDS``."""
+PRIVATE_COMMANDS = ("mydata", "forget")
+"""Only in a private chat: in a group, everyone would see the answer."""
 
 MEDIA = (
     ("photo", "photo"),
@@ -127,17 +129,16 @@ _REFERENCE = re.compile(r"\bCB-[A-HJ-NP-Z2-9]{6}\b")
 # -- the bot's own words ------------------------------------------------------------------------
 
 
-def welcome_text(council: CouncilConfig) -> str:
-    """``/start``: what the bot does, and the privacy notice."""
+def welcome_text(config: Config) -> str:
+    """``/start``: what the bot does, and the privacy notice (who holds the data, why, for how long, your rights)."""
+    council = config.council
     return (
         f"Hello! I'm the {council.name} chat helper. Ask me about council services in your own words: "
         "bins and recycling, council tax, roads, housing and more. If I can't answer, I'll pass your "
         "question to a named person at the council and give you a reference.\n\n"
-        f"Your privacy: {council.name} holds the messages you send here. We use them to answer your "
-        "questions and, when you ask for a person, to pass your question to the officer who can help. "
-        "We keep your messages and our replies so we can follow up. To ask for a copy of them, or to "
-        f"have them deleted, contact {council.email} or see our privacy notice: {council.privacy_notice_url}\n\n"
-        "Type your question to start. /help shows how, /human asks for a person."
+        f"{replies.privacy_notice(config)} You can also write to {council.email}.\n\n"
+        "Type your question to start. /help shows how, /human asks for a person, "
+        "/mydata shows what we hold and /forget deletes it."
     )
 
 
@@ -147,17 +148,15 @@ def help_text(council: CouncilConfig) -> str:
         "Type your question in your own words, for example 'when is my bin day?' or "
         "'how do I pay my council tax?'. When I offer choices, tap a button or reply with its number.\n\n"
         f"/human asks for a person at {council.name}.\n"
+        "/mydata shows the messages we hold from you; /forget deletes them.\n"
         "/start shows what I can do and how your messages are used.\n\n"
         f"If it's urgent, call {council.phone} ({council.opening_hours})."
     )
 
 
-def data_request_text(council: CouncilConfig) -> str:
-    """``/mydata`` and ``/forget`` until they are built: how to ask instead."""
-    return (
-        "I can't do that in this chat yet. To ask for a copy of your messages, or to have them deleted, "
-        f"contact {council.email} or see our privacy notice: {council.privacy_notice_url}"
-    )
+def private_only_text(command: str) -> str:
+    """``/mydata`` or ``/forget`` in a group: not here."""
+    return f"For your privacy, send /{command} to me in a private chat, not in a group."
 
 
 def unknown_command_text() -> str:
@@ -320,6 +319,7 @@ def incoming(event: TelegramEvent, choice: str = "", text: str | None = None) ->
         event_id=event.event_id,
         name=event.name,
         choice=choice,
+        shared=event.group,
     )
 
 
@@ -567,6 +567,8 @@ class TelegramChannel:
         self._ready = False
         self._stopped = False
         self._partial: dict[tuple, list[int]] = {}
+        self._flood: dict[str, float] = {}
+        """When each chat may be sent to again, after a 429 (monotonic seconds)."""
 
     # -- Channel --------------------------------------------------------------------------------
 
@@ -748,16 +750,16 @@ class TelegramChannel:
         await self.services.receive(incoming(event))
 
     async def _command(self, event: TelegramEvent) -> None:
-        council = self.services.config.council
-        if event.command in ENGINE_COMMANDS:
+        config = self.services.config
+        if event.command in PRIVATE_COMMANDS and event.group:
+            text = private_only_text(event.command)
+        elif event.command in ENGINE_COMMANDS:
             await self.services.receive(incoming(event, text=ENGINE_COMMANDS[event.command]))
             return
-        if event.command == "start":
-            text = welcome_text(council)
+        elif event.command == "start":
+            text = welcome_text(config)
         elif event.command == "help":
-            text = help_text(council)
-        elif event.command in LATER_COMMANDS:
-            text = data_request_text(council)
+            text = help_text(config.council)
         else:
             text = unknown_command_text()
         await self._reply_once(event, text)
@@ -871,13 +873,15 @@ class TelegramChannel:
                 return False, None
             return True, action()
 
-    def _queue(self, message: OutgoingMessage, purpose: str = "reply") -> None:
-        """Add a message to the outbox (inside the caller's transaction)."""
-        enqueue(self.services.engine.store, message, purpose, message.ref, self.services.engine.clock())
+    def _queue(self, message: OutgoingMessage, purpose: str = "reply", user: str = "") -> None:
+        """Add a message to the outbox (inside the caller's transaction); ``user``: the person it answers."""
+        enqueue(self.services.engine.store, message, purpose, message.ref, self.services.engine.clock(), user)
 
     async def _reply_once(self, event: TelegramEvent, text: str) -> None:
         message = OutgoingMessage(PLATFORM, event.chat, text)
-        await self.services.act(lambda: self._exactly_once(event.event_id, lambda: self._queue(message)))
+        await self.services.act(
+            lambda: self._exactly_once(event.event_id, lambda: self._queue(message, user=event.user))
+        )
 
     async def _answer(self, query_id: str, text: str = "", alert: bool = False) -> None:
         """Answer a button tap (stops the spinner; best effort: old taps cannot be answered)."""
@@ -896,6 +900,9 @@ class TelegramChannel:
             )
 
     async def _send(self, message: OutgoingMessage) -> str:
+        wait = self._flood.get(message.conversation, 0.0) - time.monotonic()
+        if wait > 0:  # Telegram asked us to slow down in this chat: keep its messages in order
+            raise DeliveryError("waiting for Telegram's flood control", retry_after=wait)
         bot = self.application.bot
         key = (message.conversation, message.text, message.purpose, message.ref, message.options)
         sent = self._partial.pop(key, [])  # parts already delivered by an earlier, interrupted attempt
@@ -913,7 +920,10 @@ class TelegramChannel:
                     if len(self._partial) > 1000:
                         self._partial.clear()
                     self._partial[key] = sent
-                raise delivery_error(error, self._token) from None
+                failure = delivery_error(error, self._token)
+                if failure.retry_after:
+                    self._flood[message.conversation] = time.monotonic() + failure.retry_after
+                raise failure from None
             sent.append(result.message_id)
         return str(sent[0])
 

@@ -54,6 +54,7 @@ class WebChat:
         self.per_address = RateLimiter(self.config.address_rate_per_minute)
         self.listeners: dict[str, set[asyncio.Queue]] = {}
         self.streams = 0
+        self.streams_open: set[asyncio.Queue] = set()
         self.closing = asyncio.Event()
         self.page = Template((STATIC / "index.html").read_text(encoding="utf-8"))
 
@@ -73,11 +74,10 @@ class WebChat:
         """Nothing to connect: the shared web server serves the routes."""
 
     async def stop(self) -> None:
-        """Close every open event stream."""
+        """Close every open event stream (requests waiting for their replies still get them)."""
         self.closing.set()
-        for queues in self.listeners.values():
-            for queue in queues:
-                queue.put_nowait(None)
+        for queue in list(self.streams_open):
+            queue.put_nowait(None)
 
     async def send(self, message: OutgoingMessage) -> str:
         """Keep the message in the session's transcript and push it to open pages."""
@@ -198,7 +198,7 @@ class WebChat:
         session = session or secrets.token_urlsafe(18)
         if new and self.per_session.check(session):
             return self._error(429, "Please wait a moment.", {"Retry-After": "1"})
-        label = text or choice
+        label = text or self._label(session, choice)
         mine = self._record(session, "resident", label, [])
         queue: asyncio.Queue = asyncio.Queue()
         self.listeners.setdefault(session, set()).add(queue)
@@ -208,11 +208,17 @@ class WebChat:
                 IncomingMessage("web", session, text, conversation=session, event_id=event, choice=choice)
             )
             replies = await self._collect(queue, len(outcome.replies) if outcome else 0)
+            if outcome is None:
+                self._forget_row(mine["id"])
         finally:
             self.listeners[session].discard(queue)
             if not self.listeners[session]:
                 del self.listeners[session]
-        payload = {"sent": mine, "messages": replies, "action": outcome.action if outcome else "duplicate"}
+        payload = {
+            "sent": mine if outcome else None,
+            "messages": replies,
+            "action": outcome.action if outcome else "duplicate",
+        }
         response = self._headers(JSONResponse(payload))
         if new:
             self._set_cookie(response, session)
@@ -254,6 +260,7 @@ class WebChat:
             after = 0
         queue: asyncio.Queue = asyncio.Queue()
         self.listeners.setdefault(session, set()).add(queue)
+        self.streams_open.add(queue)
         self.streams += 1
 
         async def stream() -> AsyncIterator[str]:
@@ -272,6 +279,7 @@ class WebChat:
                     yield _event(row)
             finally:
                 self.streams -= 1
+                self.streams_open.discard(queue)
                 self.listeners.get(session, set()).discard(queue)
 
         response = StreamingResponse(stream(), media_type="text/event-stream")
@@ -287,6 +295,18 @@ class WebChat:
             table.insert({"session": session, "role": role, "text": text, "options": json.dumps(options), "at": at})
             row_id = table.last_pk
         return {"id": row_id, "role": role, "text": text, "options": _options(options), "at": at}
+
+    def _label(self, session: str, choice: str) -> str:
+        """What a resident 'said' by picking an option: its label, as shown to them."""
+        for option_id, label in self.services.engine.store.state("web", session).get("pending", []):
+            if option_id == choice:
+                return label
+        return choice
+
+    def _forget_row(self, row_id: int) -> None:
+        """Drop a transcript line recorded for a message that turned out to be a repeat."""
+        with self.store.transaction():
+            self.store.db.execute("delete from web_messages where id = ?", [row_id])
 
     def _transcript(self, session: str, after: int) -> list[dict]:
         rows = self.store.db.query(

@@ -23,6 +23,7 @@
     lastId = Math.max(lastId, message.id);
     const item = document.createElement("li");
     item.className = "message " + message.role;
+    item.dataset.id = String(message.id);
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = message.role === "resident" ? "You" : message.role === "officer" ? "Council officer" : "Council assistant";
@@ -47,7 +48,13 @@
       }
       item.appendChild(list);
     }
-    log.appendChild(item);
+    // Keep the conversation in order even when a pushed reply arrives before
+    // the response that carries the question it answers.
+    let next = null;
+    for (const existing of log.children) {
+      if (Number(existing.dataset.id) > message.id) { next = existing; break; }
+    }
+    log.insertBefore(item, next);
     item.scrollIntoView({ block: "nearest" });
   }
 

@@ -1,0 +1,1 @@
+"""councilbot's benchmarks: ``python -m bench`` (see ``bench/README.md``)."""
