@@ -36,6 +36,8 @@ class Example:
     text: str
     terms: frozenset[str]
     weight: float
+    words: str = ""
+    """The example's normalised words, to recognise a message that is exactly it."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Index:
     term_intents: dict[str, list[tuple[str, float, int]]] = field(default_factory=dict)
     """For each term: (intent, support 0-1, examples containing it) for every intent using it."""
     words_by_length: dict[int, list[str]] = field(default_factory=dict)
+    exact: dict[str, str] = field(default_factory=dict)
+    """Normalised example question -> its intent (when only one intent has it)."""
     idf: dict[str, float] = field(default_factory=dict)
     words: list[str] = field(default_factory=list)
     unknown_weight: float = 1.0
@@ -57,7 +61,7 @@ class Index:
     @classmethod
     def build(cls, analyser: Analyser, pairs: Iterable[tuple[str, str]]) -> Index:
         """Index ``(intent id, example question)`` pairs."""
-        raw: list[tuple[str, str, frozenset[str]]] = []
+        raw: list[tuple[str, str, frozenset[str], str]] = []
         vocab: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         sizes: dict[str, int] = defaultdict(int)
         words: set[str] = set()
@@ -66,7 +70,7 @@ class Index:
             words.update(w for w in normal if len(w) > 3 and not w.isdigit())
             terms = frozenset(features(terms_of(normal)))
             if terms:
-                raw.append((intent, text, terms))
+                raw.append((intent, text, terms, " ".join(normal)))
                 sizes[intent] += 1
                 for term in terms:
                     vocab[intent][term] += 1
@@ -82,12 +86,15 @@ class Index:
         index = cls(analyser=analyser, idf=idf, words=sorted(words))
         index.unknown_weight = UNKNOWN_FACTOR * math.log((n + 1) / 1.5)
         postings: dict[str, list[int]] = defaultdict(list)
-        for intent, text, terms in raw:
+        exact: dict[str, set[str]] = defaultdict(set)
+        for intent, text, terms, normal_words in raw:
             position = len(index.examples)
-            index.examples.append(Example(intent, text, terms, sum(idf[t] for t in terms)))
+            index.examples.append(Example(intent, text, terms, sum(idf[t] for t in terms), normal_words))
+            exact[normal_words].add(intent)
             for term in terms:
                 postings[term].append(position)
         index.postings = dict(postings)
+        index.exact = {words: next(iter(intents)) for words, intents in exact.items() if len(intents) == 1}
         index.counts = {intent: dict(terms) for intent, terms in vocab.items()}
         by_term: dict[str, list[tuple[str, float, int]]] = defaultdict(list)
         index.vocab = {

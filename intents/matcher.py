@@ -84,9 +84,11 @@ class Matcher:
 
     def rank(self, text: str) -> list[Candidate]:
         """Every intent sharing a term with ``text``, best first."""
-        terms = features(terms_of(self.repair(self.analyser.words(text))))
+        words = self.repair(self.analyser.words(text))
+        terms = features(terms_of(words))
         if not terms:
             return []
+        exact = self.index.exact.get(" ".join(words))
         weights = {t: self.index.weight(t) for t in terms if " " not in t or t in self.index.idf}
         total = sum(weights.values())
         shared: dict[int, float] = defaultdict(float)
@@ -110,17 +112,32 @@ class Matcher:
         ranked = []
         for intent, (dice, position) in best.items():
             score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * covered[intent] / total
+            if intent == exact:
+                score, dice = 1.0, 1.0  # the message is one of this intent's own example questions
             ranked.append(Candidate(intent, round(score, 4), examples[position].text, round(dice, 4), evidence[intent]))
         ranked.sort(key=lambda c: (-c.score, c.intent))
         return ranked
 
+    def _safety_candidate(self, ranked: list[Candidate]) -> str | None:
+        """A safety intent close to the top of the ranking, taken as safety (recall first).
+
+        A safety entry need not win outright: among the best few, scoring at
+        least ``thresholds.safety`` and within the clarification band of the
+        best, it is enough for the emergency contacts to go out.
+        """
+        if not ranked:
+            return None
+        limits = self.thresholds
+        floor = max(limits.safety, ranked[0].score - limits.clarify_band)
+        for candidate in ranked[: limits.max_options]:
+            if candidate.intent in self.safety_intents and candidate.score >= floor:
+                return candidate.intent
+        return None
+
     def match(self, text: str) -> Decision:
         """Decide what to do with one message: safety first, then the ranking."""
         ranked = self.rank(text)
-        alarm = safety.detect(fold(text))
-        if alarm is None and ranked and ranked[0].intent in self.safety_intents:
-            if ranked[0].score >= self.thresholds.safety:
-                alarm = ranked[0].intent
+        alarm = safety.detect(fold(text)) or self._safety_candidate(ranked)
         if alarm is not None:
             return Decision("answer", alarm, 1.0, candidates=tuple(ranked[:5]), safety=True)
         return decide(ranked, self.thresholds)
