@@ -34,6 +34,9 @@ from intents.stopwords import STOPWORDS
 CLOSENESS_WEIGHT = 0.3
 """Share of the score from the best single example; the rest is coverage."""
 
+TOP_SAFETY = 0.2
+"""A safety intent that ranks first needs only this score to count as safety."""
+
 TYPO_CUTOFF = 84.0
 """rapidfuzz ratio (0-100) above which an unknown word is taken as a typo."""
 
@@ -128,6 +131,8 @@ class Matcher:
         if not ranked:
             return None
         limits = self.thresholds
+        if ranked[0].intent in self.safety_intents and ranked[0].score >= TOP_SAFETY and ranked[0].well_founded(limits):
+            return ranked[0].intent
         floor = max(limits.safety, ranked[0].score - limits.clarify_band)
         for candidate in ranked[: limits.max_options]:
             if candidate.intent in self.safety_intents and candidate.score >= floor:
@@ -137,7 +142,10 @@ class Matcher:
     def match(self, text: str) -> Decision:
         """Decide what to do with one message: safety first, then the ranking."""
         ranked = self.rank(text)
-        alarm = safety.detect(fold(text)) or self._safety_candidate(ranked)
+        folded = fold(text)
+        alarm = safety.detect(folded) or self._safety_candidate(ranked)
+        if alarm == "safety.threat-or-abuse" and safety.councillor_asking(folded):
+            alarm = None
         if alarm is not None:
             return Decision("answer", alarm, 1.0, candidates=tuple(ranked[:5]), safety=True)
         return decide(ranked, self.thresholds)
