@@ -37,6 +37,9 @@ CLOSENESS_WEIGHT = 0.3
 TOP_SAFETY = 0.2
 """A safety intent that ranks first needs only this score to count as safety."""
 
+QUIET_SAFETY_LEAD = 0.1
+"""Without any word of distress, how far a safety entry must lead the best other answer."""
+
 TYPO_CUTOFF = 84.0
 """rapidfuzz ratio (0-100) above which an unknown word is taken as a typo."""
 
@@ -143,7 +146,18 @@ class Matcher:
         """Decide what to do with one message: safety first, then the ranking."""
         ranked = self.rank(text)
         folded = fold(text)
-        alarm = safety.detect(folded) or self._safety_candidate(ranked)
+        if safety.distress(folded):
+            alarm = safety.detect(folded) or self._safety_candidate(ranked)
+        else:
+            # No word of harm or distress: a safety entry wins only clearly ahead of the best
+            # service answer, so topic words alone ("my mum needs a carer") do not raise an alarm.
+            alarm = safety.detect(folded)
+            service = next((c for c in ranked if c.intent not in self.safety_intents), None)
+            if ranked and ranked[0].intent in self.safety_intents:
+                if service is not None and ranked[0].score - service.score < QUIET_SAFETY_LEAD:
+                    ranked = [c for c in ranked if c.intent not in self.safety_intents]
+                elif alarm is None and ranked[0].well_founded(self.thresholds):
+                    alarm = ranked[0].intent
         if alarm == "safety.threat-or-abuse" and safety.councillor_asking(folded):
             alarm = None
         if alarm is not None:

@@ -172,6 +172,34 @@ SAFETY_INTENTS = tuple(_PATTERNS)
 """Every safety intent id, most specific first."""
 
 
+_DISTRESS = re.compile(
+    r"\b(hurt|harm|hit|hits|hitting|beat|beaten|beating|abus|scared|afraid|frighten|terrif|panic|danger|"
+    r"die|dies|died|dying|dead|kill|suicid|threat|steal|stole|stolen|scam|neglect|bruis|unsafe|safe|worried|"
+    r"worry|alone|missing|weapon|knife|knives|gun|fire|flame|smoke|blood|bleed|attack|rape|assault|touch|"
+    r"groom|exploit|control|forc|trap|starv|violen|punch|kick|slap|push|shov|strangl|chok|stalk|harass|"
+    r"bully|bullied|cut|cutting|overdos|pills|tablets|end it|goodbye|cant cope|cope|hopeless|pointless|"
+    r"no point|see the point|being here|anymore|any more|ending|end it|end my|give up|giving up|desperate|"
+    r"cant take|cant go on|tired of|getting worse|leave (my|him|her|the)|get away|"
+    r"concern|upset|depress|lonely|isolat|vulnerab|suspicious|not right|frail|weight|dirty|filthy|stink|"
+    r"smell|soiled|sores|marks|fear|wont let|doesnt let|makes (him|her|me|them)|made (him|her|me|them)|"
+    r"demand|owes|disappear|secret|dont tell|nobody knows|no one knows|gone quiet|not eating|no food|"
+    r"strange man|older (man|men|lads)|photos|meet (her|him|up)|sex|drunk|drugs|dealer|"
+    r"breath|collaps|unconscious|respond|ambulance|police|emergency|help me|please help|urgent|"
+    r"hospital|injur|wound|burn|drown|flood|gas|crash|fell|fallen|fall|lying|screaming|shouting|crying|cries|"
+    r"locked|lock|refuge|escape|leave him|leave her|take the kids|taking (his|her|my|their) money|money|"
+    r"pension|benefits|cheques|changed (his|her) will|loan|pip|stab|shoot|smash|brick|petrol|bullet|regret|sort (him|her|you|them) out|"
+    r"watch your back|waiting for|know where|idiots|morons|scum|parasites|useless)\w*"
+)
+"""Words of harm, danger or distress. The matcher's safety fallback (a safety
+entry ranked near the top) needs one of these: topic words alone ("carer",
+"mum") are not a safeguarding concern."""
+
+
+def distress(folded: str) -> bool:
+    """Whether folded text has any word of harm, danger or distress."""
+    return bool(_DISTRESS.search(folded))
+
+
 _COUNCILLOR_ASKING = re.compile(
     r"\b(im a|i am a|as a|as an|new|fellow) (councillor|cllr|ward member|elected member|council officer)\b"
     r"|\b(councillor|cllr) here\b|\bmy (constituents|residents)\b|\bin my ward\b"
