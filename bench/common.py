@@ -62,20 +62,31 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def rss_mb() -> float:
-    """This process's resident set size now, in MB."""
+def _status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float("nan")
+    return None
+
+
+def rss_mb() -> float:
+    """This process's resident set size now, in MB."""
+    value = _status_mb("VmRSS")
+    return float("nan") if value is None else value
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size so far, in MB.
+
+    Linux's ``VmHWM``, which starts afresh when the process starts its program. (``ru_maxrss`` does not: a child
+    started by fork and exec keeps the parent's resident size as its starting peak, which made a child of a
+    large parent look large.)
+    """
+    value = _status_mb("VmHWM")
+    return value if value is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pin_to_one_core(cpu: int | None = None) -> int | None:

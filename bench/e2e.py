@@ -8,9 +8,11 @@ chat page (which sets the session cookie), then sends 5 to 10 messages from the 
 another, each ``POST /api/messages {"text", "id"}`` waiting for its reply. A global time limit stops the level
 by itself. Every response is checked: HTTP 200 with exactly one bot message in ``messages`` (two on a
 session's first message, when the bot adds its privacy notice). Messages per second counts only responses
-that carried their reply. Afterwards the
-outbox in ``state.db`` is polled until nothing is ``pending`` or ``sending`` (up to ``DRAIN_SECONDS``), the
-server is stopped with SIGTERM and the outbox is checked again.
+that carried their reply. Afterwards the outbox in ``state.db`` is polled until nothing is ``pending`` or
+``sending`` (up to ``DRAIN_SECONDS``), the server is stopped with SIGTERM and the outbox is checked again.
+The disk's SQLite commit latency is measured first (``commit_latency``): the web chat commits several times
+per message, and fsync latency on a shared machine varies with other work. Last, one level runs again with
+the server under cProfile (``python -m cProfile -m bot.cli run``) to show where the server's time goes.
 
 Only loopback addresses are used; request counts and time are bounded.
 """
@@ -202,25 +204,30 @@ def level(
     workspace: common.Workspace,
     residents: int,
     texts: list[str],
-    limit_seconds: float = 60.0,
+    limit_seconds: float = 45.0,
     sizes: tuple[int, int] = (5, 10),
     seed: int = 8,
-    sync_normal: bool = False,
+    profile: bool = False,
 ) -> dict:
     """Start a server, load it with ``residents`` at once, check the outbox, stop it.
 
-    ``sync_normal`` is the diagnostic run: the server's SQLite connections use ``synchronous = NORMAL``.
+    With ``profile`` the server runs under cProfile, and the result has where its time went.
     """
-    folder = workspace.folder / f"e2e-{residents}{'-sync-normal' if sync_normal else ''}"
+    folder = workspace.folder / f"e2e-{residents}{'-profiled' if profile else ''}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     port = free_port()
     config = write_config(folder, port, residents)
     base = f"http://127.0.0.1:{port}"
     command = [*common.councilbot_command(), "--config", str(config), "run", "--port", str(port)]
+    stats = folder / "server.prof"
+    if profile:
+        command = [sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "bot.cli", *command[1:]]
     log = (folder / "server.log").open("w")
-    extra = (common.synchronous_folder(workspace.folder, "NORMAL"),) if sync_normal else ()
-    env = common.child_env(hide_in=workspace.folder, extra=extra)
+    env = common.child_env(hide_in=workspace.folder)
+    if profile:  # build knowledge.db and the index cache first, so the profile is mostly the load
+        prepare = [*common.councilbot_command(), "--config", str(config), "ask", "hello"]
+        subprocess.run(prepare, cwd=folder, env=env, capture_output=True, timeout=300, check=True)
     proc = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
     state_db = folder / "data" / "state.db"
     try:
@@ -257,7 +264,95 @@ def level(
     result["state_db"] = table_counts(state_db)
     result["warm_up_messages"] = warm["answered"]
     result["load_average_after"] = common.load_average()
-    result["synchronous_normal"] = sync_normal
+    if profile:
+        result["profile"] = server_profile(stats)
+    return result
+
+
+def _category(filename: str, name: str) -> str:
+    text = f"{filename} {name}"
+    for needle, label in (
+        ("epoll", "waiting for the network (epoll)"),
+        ("/intents/", "matcher (intents/, rapidfuzz, snowball)"),
+        ("rapidfuzz", "matcher (intents/, rapidfuzz, snowball)"),
+        ("snowballstemmer", "matcher (intents/, rapidfuzz, snowball)"),
+        ("tomllib", "start-up (configuration, content)"),
+        ("importlib", "start-up (imports)"),
+        ("sqlite3", "SQLite (the sqlite3 module's C calls)"),
+        ("sqlite_utils", "sqlite-utils"),
+        ("/bot/", "councilbot (bot/)"),
+        ("/knowledge/", "councilbot (knowledge/)"),
+        ("uvicorn", "web server (uvicorn, h11, starlette)"),
+        ("starlette", "web server (uvicorn, h11, starlette)"),
+        ("/h11/", "web server (uvicorn, h11, starlette)"),
+        ("httptools", "web server (uvicorn, h11, starlette)"),
+        ("anyio", "web server (uvicorn, h11, starlette)"),
+        ("itsdangerous", "session cookies (itsdangerous)"),
+        ("json", "json"),
+        ("asyncio", "asyncio"),
+    ):
+        if needle in text:
+            return label
+    return "other"
+
+
+def server_profile(path: Path, top: int = 15) -> dict:
+    """Where a profiled server's time went: own time by category, and the functions with the most."""
+    import pstats
+
+    if not path.is_file():
+        return {"error": "the profiled server wrote no statistics"}
+    stats = pstats.Stats(str(path))
+    categories: Counter = Counter()
+    rows = []
+    for (filename, line, name), (_cc, calls, tottime, _cumtime, callers) in stats.stats.items():
+        category = _category(filename, name)
+        if filename == "~" and callers and category == "other":
+            # a built-in (str.join, re.sub...): its time goes to the parts that called it
+            shares: Counter = Counter()
+            for (caller_file, _line, caller_name), timing in callers.items():
+                shares[_category(caller_file, caller_name)] += timing[2]
+            categories.update(shares)
+            category = f"{shares.most_common(1)[0][0]} (built-in)" if shares else category
+        else:
+            categories[category] += tottime
+        where = f"{Path(filename).parent.name}/{Path(filename).name}:{line}({name})" if line else name
+        rows.append({"function": where, "category": category, "calls": calls, "own_seconds": round(tottime, 4)})
+    busy = sum(v for k, v in categories.items() if not k.startswith("waiting")) or 1.0
+    rows = [r for r in rows if not r["category"].startswith("waiting")]
+    rows.sort(key=lambda r: -r["own_seconds"])
+    return {
+        "busy_seconds": round(busy, 3),
+        "categories": {
+            k: {"seconds": round(v, 3), "share_of_busy": round(v / busy, 4) if not k.startswith("waiting") else None}
+            for k, v in categories.most_common()
+        },
+        "top": [{**r, "share_of_busy": round(r["own_seconds"] / busy, 4)} for r in rows[:top]],
+    }
+
+
+def commit_latency(folder: Path, commits: int = 100) -> dict[str, float]:
+    """Milliseconds per small SQLite commit in WAL mode on ``folder``'s disk, with synchronous FULL and NORMAL.
+
+    The web chat commits several times per message, so the disk's fsync latency (which other work on the
+    machine changes) matters; this measures it at the time of the run.
+    """
+    result = {}
+    for mode in ("FULL", "NORMAL"):
+        path = folder / f"commit-latency-{mode.lower()}.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("pragma journal_mode = wal")
+            conn.execute(f"pragma synchronous = {mode}")
+            conn.execute("create table if not exists t (x)")
+            started = time.perf_counter()
+            for n in range(commits):
+                conn.execute("begin immediate")
+                conn.execute("insert into t values (?)", [n])
+                conn.execute("commit")
+            result[mode] = round((time.perf_counter() - started) / commits * 1000, 3)
+        finally:
+            conn.close()
     return result
 
 
@@ -266,25 +361,29 @@ def run(
     levels: tuple[int, ...] = (50, 500),
     limit_seconds: float = 45.0,
     sizes: tuple[int, int] = (5, 10),
-    diagnose: bool = True,
+    profile_residents: int | None = 50,
 ) -> dict:
-    """Every concurrency level against its own fresh server; with ``diagnose``, again with synchronous = NORMAL."""
+    """Every concurrency level against its own fresh server; then one level again with the server profiled."""
     texts = common.dev_texts()
+    latency = commit_latency(workspace.folder)
     results = []
-    for sync_normal in (False, True) if diagnose else (False,):
-        for residents in levels:
-            results.append(level(workspace, residents, texts, limit_seconds, sizes, sync_normal=sync_normal))
-            result = results[-1]
-            print(
-                f"  e2e {residents:>4} residents{' (synchronous=NORMAL)' if sync_normal else ''}: "
-                f"{result['messages_per_second']} msg/s, p99 {result['p99_ms']} ms, "
-                f"{result['answered']}/{result['planned_messages']} answered, "
-                f"undelivered {result['undelivered_after_stop']}",
-                file=sys.stderr,
-                flush=True,
-            )
+    for residents in levels:
+        results.append(level(workspace, residents, texts, limit_seconds, sizes))
+        result = results[-1]
+        print(
+            f"  e2e {residents:>4} residents: {result['messages_per_second']} msg/s, p99 {result['p99_ms']} ms, "
+            f"{result['answered']}/{result['planned_messages']} answered, "
+            f"undelivered {result['undelivered_after_stop']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    profiled = None
+    if profile_residents:
+        profiled = level(workspace, profile_residents, texts, limit_seconds, sizes, profile=True)
     return {
         "ran_at": common.now(),
+        "commit_ms": latency,
+        "profiled": profiled,
         "levels": results,
         "messages_per_resident": list(sizes),
         "limit_seconds": limit_seconds,

@@ -35,7 +35,7 @@ def phases(config: Path) -> dict:
         "import councilbot's modules": t1 - t0,
         "read the configuration": t2 - t1,
         "open knowledge.db": t3 - t2,
-        "build the matcher (index)": t4 - t3,
+        "make the matcher (make_matcher: cached or built index)": t4 - t3,
         "make the engine": t5 - t4,
         "answer 'hello'": t6 - t5,
     }

@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from bench import common, generate, report
@@ -29,7 +30,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", help="matcher sizes, comma-separated (default 100,1000,10000,100000)")
     parser.add_argument("--levels", help="concurrent residents for e2e, comma-separated (default 50,500)")
     parser.add_argument("--e2e-seconds", type=float, default=45.0, help="time limit per e2e level (default 45)")
-    parser.add_argument("--no-diagnose", action="store_true", help="skip the e2e synchronous=NORMAL diagnostic")
     parser.add_argument("--passes", type=int, default=3, help="timed passes per matcher size (default 3)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of timed matching per size (default 60)")
     parser.add_argument("--large", type=int, default=100_000, help="size for the large kb build (0: skip)")
@@ -47,10 +47,43 @@ def _ints(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(x.replace("_", "")) for x in text.split(",")) if text else default
 
 
+def _run_section(section: str, workspace: common.Workspace, args: argparse.Namespace, sizes, levels) -> dict:
+    if section == "matcher":
+        from bench import matcher_bench
+
+        return matcher_bench.run(
+            workspace,
+            list(sizes),
+            passes=1 if args.quick else args.passes,
+            budget_seconds=5.0 if args.quick else args.budget,
+            per_kind=60 if args.quick else matcher_bench.QUERIES_PER_KIND,
+            profile_messages=20 if args.quick else 100,
+        )
+    if section == "accuracy":
+        from bench import accuracy
+
+        return accuracy.run(workspace, limit=60 if args.quick else None, passes=1 if args.quick else 3)
+    if section == "e2e":
+        from bench import e2e
+
+        return e2e.run(
+            workspace,
+            levels,
+            limit_seconds=15.0 if args.quick else args.e2e_seconds,
+            sizes=(2, 3) if args.quick else (5, 10),
+        )
+    from bench import startup
+
+    quick = {"warm_runs": 2, "cold_runs": 1, "build_runs": 1, "phase_runs": 1} if args.quick else {}
+    bundled = generate.question_count(workspace.bundled())
+    large = (bundled + 200 if args.quick else args.large) or None
+    return startup.run(workspace, large_size=large, **quick)
+
+
 def merge(old: dict, new: dict) -> dict:
     """Results of this run over those of earlier runs; matcher sizes merge one by one."""
     merged = {**old, **new}
-    if "matcher" in old and "matcher" in new:
+    if "sizes" in old.get("matcher", {}) and "sizes" in new.get("matcher", {}):
         sizes = {r["size"]: r for r in old["matcher"].get("sizes", [])}
         sizes.update({r["size"]: r for r in new["matcher"]["sizes"]})
         merged["matcher"] = {**new["matcher"], "sizes": [sizes[k] for k in sorted(sizes)]}
@@ -78,40 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"machine": common.machine()}
     print(f"councilbot benchmarks: {', '.join(sections)} (work folder {folder})", file=sys.stderr, flush=True)
     try:
-        if "matcher" in sections:
-            from bench import matcher_bench
-
-            results["matcher"] = matcher_bench.run(
-                workspace,
-                list(sizes),
-                passes=1 if args.quick else args.passes,
-                budget_seconds=5.0 if args.quick else args.budget,
-                per_kind=60 if args.quick else matcher_bench.QUERIES_PER_KIND,
-                profile_messages=20 if args.quick else 100,
-            )
-        if "accuracy" in sections:
-            from bench import accuracy
-
-            results["accuracy"] = accuracy.run(
-                workspace, limit=60 if args.quick else None, passes=1 if args.quick else 3
-            )
-        if "e2e" in sections:
-            from bench import e2e
-
-            results["e2e"] = e2e.run(
-                workspace,
-                levels,
-                limit_seconds=15.0 if args.quick else args.e2e_seconds,
-                sizes=(2, 3) if args.quick else (5, 10),
-                diagnose=not args.no_diagnose,
-            )
-        if "startup" in sections:
-            from bench import startup
-
-            quick = {"warm_runs": 2, "cold_runs": 1, "build_runs": 1, "phase_runs": 1} if args.quick else {}
-            bundled = generate.question_count(workspace.bundled())
-            large = (bundled + 200 if args.quick else args.large) or None
-            results["startup"] = startup.run(workspace, large_size=large, **quick)
+        for section in sections:
+            print(f"{section} ...", file=sys.stderr, flush=True)
+            try:
+                results[section] = _run_section(section, workspace, args, sizes, levels)
+            except Exception as error:  # one section failing must not lose the others
+                traceback.print_exc()
+                results[section] = {"ran_at": common.now(), "error": f"{type(error).__name__}: {error}"[:2000]}
     finally:
         if args.keep:
             print(f"work folder kept: {folder}", file=sys.stderr)

@@ -2,12 +2,14 @@
 
 Every run is a fresh ``councilbot`` process (the console script of this environment) with its storage in a
 temporary folder. Times are wall-clock from starting the process to the first line of the answer on its
-standard output. *Warm* runs find ``knowledge.db`` already built; *cold* runs delete it first, so the
-process checks and builds the bundled content before answering. The runs hide numpy and pandas, as on a
-production install: sqlite-utils imports them whenever they are installed (the ``bench`` extra installs
-numpy for scikit-learn), and a few warm runs with them visible show what that costs. A child process
-(``python -m bench.phases CONFIG``) times the phases of a warm start in-process. ``kb build`` is also timed
-with every SQLite connection set to ``synchronous = OFF`` (a diagnostic: how much of it is waiting for fsync).
+standard output. *Warm* runs find ``knowledge.db`` already built (and the index the product caches beside it,
+which the first start after a build writes: that first start is measured separately); *cold* runs delete
+knowledge.db first, so the process checks and builds the bundled content, and the index, before answering.
+The runs hide numpy and pandas, as on a production install: sqlite-utils imports them whenever they are
+installed (the ``bench`` extra installs numpy for scikit-learn), and a few warm runs with them visible show
+what that costs. A child process (``python -m bench.phases CONFIG``) times the phases of a warm start
+in-process. ``kb build`` is also timed with every SQLite connection set to ``synchronous = OFF`` (a
+diagnostic: how much of it is waiting for fsync).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def write_config(folder: Path, content_dir: Path | None = None) -> Path:
 def first_answer(config: Path, env: dict, text: str = "hello") -> dict:
     """Seconds from starting ``councilbot ask TEXT`` to its first line of output, and to its exit."""
     command = [*common.councilbot_command(), "--config", str(config), "ask", text]
+    caches_before = _caches(config)
     cpu_before = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -53,7 +56,13 @@ def first_answer(config: Path, env: dict, text: str = "hello") -> dict:
     total = time.perf_counter() - started
     if proc.returncode != 0 or not line.strip():
         raise RuntimeError(f"councilbot ask failed ({proc.returncode}): {err[-2000:]}")
-    return {"first_answer": first, "exit": total, "cpu": _children_cpu() - cpu_before}
+    cpu = _children_cpu() - cpu_before
+    return {"first_answer": first, "exit": total, "cpu": cpu, "wrote_index_cache": _caches(config) != caches_before}
+
+
+def _caches(config: Path) -> dict[str, int]:
+    """The index caches beside knowledge.db and their modification times (to see whether a run rewrote one)."""
+    return {p.name: p.stat().st_mtime_ns for p in config.parent.rglob("*.pickle")}
 
 
 def _children_cpu() -> float:
@@ -81,6 +90,7 @@ def _summary(runs: list[dict]) -> dict:
         "first_answer_max_s": round(max(r["first_answer"] for r in runs), 3),
         "exit_median_s": round(common.median([r["exit"] for r in runs]), 3),
         "cpu_median_s": round(common.median([r["cpu"] for r in runs]), 3),
+        "runs_that_wrote_the_index_cache": sum(r["wrote_index_cache"] for r in runs),
     }
 
 
@@ -102,6 +112,7 @@ def run(
     builds = [kb_build(config, production) for _ in range(build_runs)]
     sync_off = common.child_env(hide_in=workspace.folder, extra=(common.synchronous_folder(workspace.folder, "OFF"),))
     builds_off = [kb_build(config, sync_off) for _ in range(build_runs)]
+    first = first_answer(config, production)  # the first start after a build also builds the index cache
     warm = [first_answer(config, production) for _ in range(warm_runs)]
     with_numpy = [first_answer(config, installed) for _ in range(max(1, warm_runs // 2))]
     cold = []
@@ -127,6 +138,7 @@ def run(
             "median_s": round(common.median([b[0] for b in builds_off]), 3),
             "cpu_median_s": round(common.median([b[1] for b in builds_off]), 3),
         },
+        "first_after_build": _summary([first]),
         "warm": _summary(warm),
         "warm_with_numpy_visible": _summary(with_numpy),
         "cold": _summary(cold),
@@ -150,6 +162,7 @@ def run(
             "sync_off_cpu_seconds": round(cpu_off, 2),
             "content_files_written_in_s": round(written, 2),
         }
+        result["first_after_build_large"] = _summary([first_answer(large_config, production)])
         result["warm_large"] = _summary([first_answer(large_config, production)])
     result["load_average_after"] = common.load_average()
     print(

@@ -19,6 +19,7 @@ The matcher is pure: it reads what it was built from and nothing else.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -71,7 +72,9 @@ class Matcher:
                 and word not in self._known_words
                 and stem(word) not in self.index.idf
             ):
-                found = process.extractOne(word, self.index.words, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+                found = process.extractOne(
+                    word, self._near_length(len(word)), scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF
+                )
                 if found is not None:
                     word = found[0]
             repaired.append(word)
@@ -88,8 +91,11 @@ class Matcher:
         by_length = self.index.words_by_length
         return [w for n in range(max(1, size - spread), size + spread + 1) for w in by_length.get(n, ())]
 
-    def rank(self, text: str) -> list[Candidate]:
-        """Every intent sharing a term with ``text``, best first."""
+    def rank(self, text: str, limit: int = 20) -> list[Candidate]:
+        """The ``limit`` best intents sharing a term with ``text``, best first.
+
+        Every candidate intent is scored; only the best few become Candidate objects.
+        """
         words = self.repair(self.analyser.words(text))
         terms = features(terms_of(words))
         if not terms:
@@ -115,13 +121,26 @@ class Matcher:
                 covered[intent] += weight * support
                 if count > evidence[intent]:
                     evidence[intent] = count
-        ranked = []
-        for intent, (dice, position) in best.items():
-            score = CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * covered[intent] / total
-            if intent == exact:
-                score, dice = 1.0, 1.0  # the message is one of this intent's own example questions
-            ranked.append(Candidate(intent, round(score, 4), examples[position].text, round(dice, 4), evidence[intent]))
-        ranked.sort(key=lambda c: (-c.score, c.intent))
+        scored = (
+            (
+                1.0 if intent == exact else CLOSENESS_WEIGHT * dice + (1 - CLOSENESS_WEIGHT) * covered[intent] / total,
+                intent,
+                dice,
+                position,
+            )
+            for intent, (dice, position) in best.items()
+        )
+        top = heapq.nsmallest(limit, scored, key=lambda s: (-round(s[0], 4), s[1]))
+        ranked = [
+            Candidate(
+                intent,
+                round(score, 4),
+                examples[position].text,
+                1.0 if intent == exact else round(dice, 4),
+                evidence[intent],
+            )
+            for score, intent, dice, position in top
+        ]
         return ranked
 
     def _safety_candidate(self, ranked: list[Candidate]) -> str | None:
