@@ -237,7 +237,7 @@ class Engine:
         if decision.action == "clarify":
             options = [Option(i, self._title(i)) for i in decision.options]
             options.append(Option(HANDOFF, replies.choice_prompt()))
-            turn = self._say(message, state, replies.clarify(options), "clarify", options=options)
+            turn = self._say(message, state, replies.clarify(), "clarify", options=options)
             turn.outcome = replace(turn.outcome, confidence=decision.confidence, options=decision.options)
             turn.state["question"] = text
             return turn
@@ -324,7 +324,7 @@ class Engine:
             return self._say(message, state, body, "answer", intent=intent, confidence=confidence, options=[option])
         options = [Option(f, self._title(f)) for f in entry.follow_ups if self.kb.get(f)]
         if options:
-            body = f"{body}\n\n{replies.follow_ups(options)}"
+            body = f"{body}\n\n{replies.follow_ups()}"
         turn = self._say(message, state, body, "answer", intent=intent, confidence=confidence, options=options)
         if entry.kind == "faq":
             turn.state["topic"] = entry.topic

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from bot.config import Config, CouncilConfig
 from bot.escalations import Ticket
-from bot.messages import Option
 
 
 def empty() -> str:
@@ -34,17 +33,12 @@ def out_of_range(count: int) -> str:
     return f"Please reply with a number from 1 to {count}, or type your question in words."
 
 
-def numbered(options: list[Option]) -> str:
-    """Options as a numbered list, one per line."""
-    return "\n".join(f"{n}. {o.label}" for n, o in enumerate(options, 1))
-
-
-def clarify(options: list[Option]) -> str:
+def clarify() -> str:
     """Ask which of several close intents the person meant (the options go with the message)."""
     return "I want to make sure I give you the right answer. Did you mean one of these?"
 
 
-def follow_ups(options: list[Option]) -> str:
+def follow_ups() -> str:
     """Lead-in to related questions offered after an answer (the options go with the message)."""
     return "You might also want:"
 

@@ -239,10 +239,6 @@ class Store:
             }
         )
 
-    def add_escalation(self, record: dict) -> None:
-        """Store a new escalation record."""
-        self.db["escalations"].insert(record | {"created_at": _now(), "status": "open"})
-
     def escalations(self, status: str | None = None) -> list[dict]:
         """Escalations, newest first, optionally of one status."""
         if status:
