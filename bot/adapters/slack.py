@@ -420,6 +420,16 @@ class SlackChannel:
                 log.warning("could not open the %s form: %s", action_id, error)
                 await self._tell(channel, user, "Slack would not open the form; please press the button again.", thread)
 
+    async def _form_officer(self, body: dict, view: dict) -> tuple | None:
+        """For a submitted form: (officer, ref, channel, user, thread), or None after refusing a non-officer."""
+        ref, channel, thread = read_metadata(view)
+        user = body["user"]["id"]
+        officer = self._officer(user)
+        if officer is None:
+            await self._tell(channel, user, NOT_AN_OFFICER, thread)
+            return None
+        return officer, ref, channel, user, thread
+
     async def _on_reply_view(self, ack: Callable, body: dict, view: dict) -> None:
         """The Reply form submitted: the answer goes to the resident."""
         text = submitted(view, "reply")
@@ -427,12 +437,10 @@ class SlackChannel:
             await ack(response_action="errors", errors={"reply": "Write what the resident should read."})
             return
         await ack()
-        ref, channel, thread = read_metadata(view)
-        user = body["user"]["id"]
-        officer = self._officer(user)
-        if officer is None:
-            await self._tell(channel, user, NOT_AN_OFFICER, thread)
+        form = await self._form_officer(body, view)
+        if form is None:
             return
+        officer, ref, channel, user, thread = form
         add = ticked(view, "kb", "add")
         await self._act(
             ref,
@@ -446,12 +454,10 @@ class SlackChannel:
     async def _on_close_view(self, ack: Callable, body: dict, view: dict) -> None:
         """The Close form submitted: the escalation is closed with its note."""
         await ack()
-        ref, channel, thread = read_metadata(view)
-        user = body["user"]["id"]
-        officer = self._officer(user)
-        if officer is None:
-            await self._tell(channel, user, NOT_AN_OFFICER, thread)
+        form = await self._form_officer(body, view)
+        if form is None:
             return
+        officer, ref, channel, user, thread = form
         note = submitted(view, "note")
         await self._act(
             ref, lambda: self.services.desk.close(ref, officer.id, note), channel, user, thread, f"{ref} is closed."
